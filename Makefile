@@ -1,0 +1,52 @@
+# shopchat: `make run` starts everything, `make test` runs the whole suite.
+SHELL := /bin/bash
+.DEFAULT_GOAL := setup
+
+PYENV_ROOT := $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)
+PY310 ?= $(PYENV_ROOT)/versions/3.10.13/bin/python3.10
+PY311 ?= $(shell command -v python3.11 || echo $(PYENV_ROOT)/versions/3.11.7/bin/python3.11)
+
+VENV := .venv
+RASA_VENV := .venv-rasa
+SHOPCHAT := $(VENV)/bin/shopchat
+
+export HF_HUB_OFFLINE := 1
+export RASA_TELEMETRY_ENABLED := false
+
+.PHONY: setup train run test lint bench clean
+
+# The app venv (Python 3.11): the project, editable, with test tools.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@test -x "$(PY311)" || { echo "error: Python 3.11 not found (looked for $(PY311)); set PY311=/path/to/python3.11"; exit 1; }
+	test -x $(VENV)/bin/python || $(PY311) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $@
+
+# Rasa's venv (Python 3.10, pyenv's 3.10.13): rasa only.
+$(RASA_VENV)/.installed: requirements-rasa.txt constraints-rasa.txt
+	@test -x "$(PY310)" || { echo "error: Python 3.10.13 not found at $(PY310). Install it with 'pyenv install 3.10.13' or set PY310=/path/to/python3.10"; exit 1; }
+	test -x $(RASA_VENV)/bin/python || $(PY310) -m venv $(RASA_VENV)
+	$(RASA_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-rasa.txt -c constraints-rasa.txt
+	touch $@
+
+setup: $(VENV)/.installed $(RASA_VENV)/.installed
+
+# Trains only when config.yml, bot/domain.yml or data/ changed.
+train: setup
+	$(SHOPCHAT) train
+
+run: train
+	$(SHOPCHAT) up
+
+test: train
+	$(VENV)/bin/python -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: train
+	$(VENV)/bin/python bench/bot_turn.py
+
+clean:
+	rm -rf $(VENV) $(RASA_VENV) models var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""Handing the conversation to a person, or withdrawing the offer of one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.escalation import consecutive_misses, handoff_payload
+
+
+def _handoff_reason(tracker: Tracker) -> tuple[str, str]:
+    """(trigger, one-line reason) for the agent, from what led here."""
+    intent = (tracker.latest_message.get("intent") or {}).get("name")
+    if intent == "complain":
+        return "complaint", "shopper complained"
+    if tracker.get_slot("human_offered"):
+        misses = consecutive_misses(tracker.events[:-1])
+        return "fallback", f"bot did not understand {max(misses, 1)} messages in a row"
+    return "requested", "shopper asked for a person"
+
+
+class ActionHandoff(Action):
+    """Tell the shopper a person is coming and ask the gateway to queue the chat."""
+
+    def name(self) -> str:
+        return "action_handoff"
+
+    async def run(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        trigger, reason = _handoff_reason(tracker)
+        dispatcher.utter_message(response="utter_handoff")
+        dispatcher.utter_message(json_message=handoff_payload(reason, trigger))
+        return [SlotSet("human_offered", False)]
+
+
+class ActionDeclineHuman(Action):
+    """The shopper said no to the offered person: withdraw the offer and carry on."""
+
+    def name(self) -> str:
+        return "action_decline_human"
+
+    async def run(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        dispatcher.utter_message(response="utter_decline_human")
+        return [SlotSet("human_offered", False)]

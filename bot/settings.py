@@ -1,0 +1,114 @@
+"""All configuration in one object: ``SHOPCHAT_*`` environment variables over ``shopchat.toml``.
+
+Build it once at the edge (CLI, app factory, tests) and pass it down; nothing
+else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["PROJECT_DIR", "Settings", "load_settings"]
+
+#: The checkout: config.yml, bot/, data/ and the default var/ and models/ live here.
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of the gateway, the stack and the CLI."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOPCHAT_", extra="forbid")
+
+    host: str = Field("127.0.0.1", description="Interface the gateway (the public port) binds to.")
+    port: int = Field(8080, ge=0, le=65535, description="The gateway's public port.")
+    rasa_port: int = Field(5005, ge=0, le=65535, description="Rasa's port, on loopback only.")
+    action_port: int = Field(5055, ge=0, le=65535, description="Action server port, loopback.")
+    rasa_token: SecretStr | None = Field(
+        None,
+        description="Token for Rasa's HTTP API. No default: `shopchat up` makes a random "
+        "one per run when unset.",
+    )
+    project_dir: Path = Field(PROJECT_DIR, description="Where config.yml, bot/ and data/ live.")
+    var_dir: Path = Field(Path("var"), description="SQLite files (relative to project_dir).")
+    models_dir: Path = Field(Path("models"), description="Trained models (relative).")
+    model: Path | None = Field(None, description="Model archive to serve; default: latest trained.")
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Extra page origins allowed to open websockets (the shop's own "
+        "domains). The gateway's own origin is always allowed.",
+    )
+    rasa_timeout: float = Field(30.0, gt=0, description="Seconds to wait for one Rasa turn.")
+    support_email: str = Field(
+        "support@example.com", description="Shown when no person can take the chat."
+    )
+    log_level: str = Field("info", description="debug, info, warning or error.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"debug", "info", "warning", "error"}:
+            raise ValueError("log_level must be one of debug, info, warning, error")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("SHOPCHAT_CONFIG", PROJECT_DIR / "shopchat.toml"))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )
+
+    def _under_project(self, path: Path) -> Path:
+        return path if path.is_absolute() else self.project_dir / path
+
+    @property
+    def var_path(self) -> Path:
+        return self._under_project(self.var_dir)
+
+    @property
+    def models_path(self) -> Path:
+        return self._under_project(self.models_dir)
+
+    @property
+    def gateway_db(self) -> Path:
+        return self.var_path / "gateway.db"
+
+    @property
+    def tracker_db(self) -> Path:
+        return self.var_path / "tracker.db"
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://127.0.0.1:{self.rasa_port}"
+
+    @property
+    def action_url(self) -> str:
+        return f"http://127.0.0.1:{self.action_port}"
+
+    @property
+    def public_url(self) -> str:
+        host = "localhost" if self.host in {"0.0.0.0", "127.0.0.1", "::"} else self.host
+        return f"http://{host}:{self.port}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment and ``shopchat.toml``, with explicit overrides on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,106 @@
+"""The gateway's aiohttp application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bot.settings import Settings
+from handoff.chat import ChatSession, origin_allowed, websocket_response
+from handoff.hub import Hub
+from handoff.persistence import ConversationStore
+from handoff.rasa_bridge import RasaBridge
+
+__all__ = ["HUB", "SETTINGS", "create_app"]
+
+log = logging.getLogger("gateway")
+
+SETTINGS = web.AppKey("settings", Settings)
+HUB = web.AppKey("hub", Hub)
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    store = ConversationStore(settings.gateway_db)
+    session = aiohttp.ClientSession()
+    token = settings.rasa_token.get_secret_value() if settings.rasa_token else None
+    bridge = RasaBridge(session, settings.rasa_url, settings.action_url, token,
+                        settings.rasa_timeout)
+    hub = Hub(store, bridge, settings.support_email)
+    app[HUB] = hub
+    yield
+    await hub.close()
+    await session.close()
+    store.close()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Overall ``ok`` and each dependency's state; HTTP 503 while anything is down."""
+    hub = request.app[HUB]
+    database: dict[str, Any]
+    try:
+        hub.store.ping()
+        database = {"ok": True}
+    except Exception as error:  # any failure here means "not healthy", reported as such
+        database = {"ok": False, "detail": type(error).__name__}
+    dependencies = {"database": database, **(await hub.bridge.health())}
+    ok = all(dep["ok"] for dep in dependencies.values())
+    return web.json_response({"ok": ok, "dependencies": dependencies}, status=200 if ok else 503)
+
+
+async def chat_socket(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    own_origin = f"{request.scheme}://{request.host}"
+    if not origin_allowed(request.headers.get("Origin"), own_origin, settings.allowed_origins):
+        raise web.HTTPForbidden(
+            text="This page's origin may not open a chat. Add it to SHOPCHAT_ALLOWED_ORIGINS."
+        )
+    ws = websocket_response()
+    await ws.prepare(request)
+    session = ChatSession(request.app[HUB], ws)
+    try:
+        await session.run(ws)
+    finally:
+        await session.close()
+    return ws
+
+
+async def index(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/demo/")
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The gateway app. Opens nothing until it starts (see ``cleanup_ctx``)."""
+    app = web.Application()
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_resources)
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/ws/chat", chat_socket)
+    from handoff.static import add_static_routes
+
+    add_static_routes(app, settings)
+    return app
+
+
+def run(settings: Settings) -> None:
+    """Serve the gateway until interrupted."""
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(levelname)-7s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=lambda _: log.info("listening on %s", settings.public_url),
+        shutdown_timeout=5,
+        handle_signals=True,
+    )
+    asyncio.set_event_loop(None)

@@ -1,0 +1,131 @@
+"""``/ws/chat``: the shopper's websocket, in bot mode.
+
+The handler only moves frames: :mod:`handoff.protocol` validates them,
+:mod:`handoff.persistence` stores them, :class:`handoff.hub.Hub` fans them out
+and runs the bot.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import WSMsgType, web
+
+from handoff.exceptions import ProtocolError, ResumeRejected
+from handoff.hub import Hub, Subscriber
+from handoff.protocol import (
+    MAX_FRAME_BYTES,
+    Hello,
+    MessageIn,
+    ack_frame,
+    error_frame,
+    parse_client_frame,
+    pong_frame,
+    welcome_frame,
+)
+
+__all__ = ["ChatSession", "origin_allowed"]
+
+log = logging.getLogger("gateway.chat")
+
+
+def origin_allowed(origin: str | None, own_origin: str, allowed: list[str]) -> bool:
+    """Browsers send ``Origin``; only the gateway's own pages and configured shops may connect.
+
+    Non-browser clients send none and are let through: they cannot ride on a
+    shopper's cookies, and a conversation is guarded by its resume token anyway.
+    """
+    if origin is None:
+        return True
+    return origin == own_origin or origin in allowed or "*" in allowed
+
+
+class ChatSession:
+    """The state of one shopper socket: which conversation it follows."""
+
+    def __init__(self, hub: Hub, ws: web.WebSocketResponse) -> None:
+        self.hub = hub
+        self.subscriber = Subscriber(ws, last_seq=0)
+        self.conversation_id: str | None = None
+
+    async def run(self, ws: web.WebSocketResponse) -> None:
+        async for message in ws:
+            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                self.on_frame(message.data)
+            elif message.type == WSMsgType.ERROR:
+                log.info("socket error: %s", ws.exception())
+                break
+
+    def on_frame(self, raw: str | bytes) -> None:
+        try:
+            frame = parse_client_frame(raw)
+            if isinstance(frame, Hello):
+                self._hello(frame)
+            elif isinstance(frame, MessageIn):
+                self._message(frame)
+            else:
+                self.subscriber.push_control(pong_frame())
+        except ProtocolError as error:
+            log.info("conversation=%s rejected frame: %s", self.conversation_id, error.code)
+            self.subscriber.push_control(error_frame(error))
+
+    def _hello(self, hello: Hello) -> None:
+        if self.conversation_id is not None:
+            raise ProtocolError("already_joined", "This socket already follows a conversation.")
+        store = self.hub.store
+        page = hello.page.model_dump(exclude_none=True) if hello.page else None
+        token = None
+        if hello.conversation_id is not None:
+            conversation = store.authenticate(hello.conversation_id, hello.resume_token or "")
+            # A client that claims to have seen events we never sent is talking
+            # about another database: resuming would silently skip events.
+            if conversation is None or hello.last_seq > conversation.last_seq:
+                raise ResumeRejected()
+            if page:
+                store.set_page(conversation.id, page)
+            after = hello.last_seq
+        else:
+            conversation, token = store.create_conversation(page)
+            after = 0
+            log.info("conversation=%s created", conversation.id)
+        self.conversation_id = conversation.id
+        self.subscriber.push_control(
+            welcome_frame(conversation.id, conversation.last_seq, conversation.mode, token)
+        )
+        self.subscriber.sent_seq = after
+        self.hub.subscribe(conversation.id, self.subscriber, after)
+        # Anything left unanswered (Rasa was down, the gateway restarted) is retried now.
+        self.hub.answer_pending(conversation.id)
+
+    def _message(self, message: MessageIn) -> None:
+        conversation_id = self.conversation_id
+        if conversation_id is None:
+            raise ProtocolError(
+                "not_joined", "Send a hello frame before messages.", message.client_id
+            )
+        store = self.hub.store
+        frame: dict[str, object] = {"type": "message", "author": "shopper", "text": message.text}
+        if message.payload is not None:
+            # Never trust a client's payload: Rasa would read "/intent{...}" as a
+            # prediction with entities. Only buttons the bot offered are accepted.
+            if message.payload not in store.recent_buttons(conversation_id):
+                raise ProtocolError(
+                    "unknown_payload",
+                    "That button is not available any more; please type your message.",
+                    message.client_id,
+                )
+            frame["payload"] = message.payload
+        event, new = store.append_shopper_message(conversation_id, message.client_id, frame)
+        self.subscriber.push_control(ack_frame(message.client_id, event.seq, duplicate=not new))
+        if new:
+            self.hub.publish(conversation_id, [event])
+            self.hub.answer_pending(conversation_id)
+
+    async def close(self) -> None:
+        if self.conversation_id is not None:
+            self.hub.unsubscribe(self.conversation_id, self.subscriber)
+        await self.subscriber.close()
+
+
+def websocket_response() -> web.WebSocketResponse:
+    return web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME_BYTES)

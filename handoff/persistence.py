@@ -1,0 +1,270 @@
+"""The gateway's SQLite store: conversations and their numbered event log.
+
+Every server→client event is a row here before it is written to any socket;
+its ``seq`` is allocated in the same transaction, so the log is the truth a
+reconnecting client catches up from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+__all__ = ["Conversation", "ConversationStore", "StoredEvent"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL,
+    mode TEXT NOT NULL DEFAULT 'bot',
+    page TEXT,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id),
+    seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (conversation_id, seq)
+);
+-- One row per shopper message, keyed by the client's id: de-duplication, and
+-- the bot's progress on it ('pending' until Rasa's replies are stored).
+CREATE TABLE IF NOT EXISTS client_messages (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id),
+    client_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    bot_state TEXT NOT NULL DEFAULT 'pending',
+    PRIMARY KEY (conversation_id, client_id)
+);
+CREATE INDEX IF NOT EXISTS client_messages_pending
+    ON client_messages (conversation_id, bot_state, seq);
+"""
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    mode: str
+    page: dict[str, Any] | None
+    last_seq: int
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    seq: int
+    frame: dict[str, Any]
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ConversationStore:
+    """Conversations, events and shopper-message bookkeeping in one SQLite file (WAL)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we open transactions explicitly with BEGIN IMMEDIATE.
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db = sqlite_utils.Database(conn)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def ping(self) -> None:
+        """Raise if the database cannot be read."""
+        self.db.execute("SELECT 1").fetchone()
+
+    # -- conversations --------------------------------------------------
+
+    def create_conversation(self, page: dict[str, Any] | None) -> tuple[Conversation, str]:
+        """A new conversation and its resume token (returned once, stored only hashed)."""
+        conversation_id = uuid.uuid4().hex
+        token = secrets.token_urlsafe(24)
+        now = time.time()
+        self.db["conversations"].insert(
+            {
+                "id": conversation_id,
+                "token_hash": _hash_token(token),
+                "mode": "bot",
+                "page": json.dumps(page) if page else None,
+                "last_seq": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        return Conversation(conversation_id, "bot", page, 0), token
+
+    def authenticate(self, conversation_id: str, token: str) -> Conversation | None:
+        """The conversation if ``token`` is its resume token, else ``None``."""
+        row = self._row(conversation_id)
+        if row is None or not hmac.compare_digest(row["token_hash"], _hash_token(token)):
+            return None
+        return self._conversation(row)
+
+    def get(self, conversation_id: str) -> Conversation | None:
+        row = self._row(conversation_id)
+        return None if row is None else self._conversation(row)
+
+    def set_page(self, conversation_id: str, page: dict[str, Any]) -> None:
+        self.db.execute(
+            "UPDATE conversations SET page = ?, updated_at = ? WHERE id = ?",
+            [json.dumps(page), time.time(), conversation_id],
+        )
+
+    def _row(self, conversation_id: str) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM conversations WHERE id = ?", [conversation_id]))
+        return rows[0] if rows else None
+
+    @staticmethod
+    def _conversation(row: dict[str, Any]) -> Conversation:
+        page = json.loads(row["page"]) if row["page"] else None
+        return Conversation(row["id"], row["mode"], page, row["last_seq"])
+
+    # -- events ---------------------------------------------------------
+
+    def append(self, conversation_id: str, frame: dict[str, Any]) -> StoredEvent:
+        """Store one event, giving it the conversation's next ``seq``."""
+        with self._transaction() as conn:
+            return self._append(conn, conversation_id, frame)
+
+    def append_shopper_message(
+        self, conversation_id: str, client_id: str, frame: dict[str, Any]
+    ) -> tuple[StoredEvent, bool]:
+        """Store a shopper message once per ``client_id``.
+
+        Returns the stored event and whether it was new; a repeat returns the
+        first copy's event so the client gets the same ``seq`` back.
+        """
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT seq FROM client_messages WHERE conversation_id = ? AND client_id = ?",
+                [conversation_id, client_id],
+            ).fetchone()
+            if row is not None:
+                return self._event(conn, conversation_id, row[0]), False
+            event = self._append(conn, conversation_id, {**frame, "client_id": client_id})
+            conn.execute(
+                "INSERT INTO client_messages (conversation_id, client_id, seq) VALUES (?, ?, ?)",
+                [conversation_id, client_id, event.seq],
+            )
+            return event, True
+
+    def events_after(self, conversation_id: str, seq: int) -> list[StoredEvent]:
+        """Every event with a ``seq`` above ``seq``, in order: what a resuming client missed."""
+        rows = self.db.execute(
+            "SELECT seq, body FROM events WHERE conversation_id = ? AND seq > ? ORDER BY seq",
+            [conversation_id, seq],
+        ).fetchall()
+        return [StoredEvent(s, json.loads(body)) for s, body in rows]
+
+    def recent_buttons(self, conversation_id: str, limit: int = 20) -> set[str]:
+        """Button payloads the bot offered in its last ``limit`` messages."""
+        rows = self.db.execute(
+            "SELECT body FROM events WHERE conversation_id = ? AND type = 'message' "
+            "ORDER BY seq DESC LIMIT ?",
+            [conversation_id, limit],
+        ).fetchall()
+        payloads: set[str] = set()
+        for (body,) in rows:
+            frame = json.loads(body)
+            if frame.get("author") == "bot":
+                payloads.update(b["payload"] for b in frame.get("buttons", []))
+        return payloads
+
+    # -- the bot's progress on shopper messages ------------------------------
+
+    def pending_messages(self, conversation_id: str) -> list[StoredEvent]:
+        """Shopper messages the bot has not answered yet, oldest first."""
+        rows = self.db.execute(
+            "SELECT e.seq, e.body FROM client_messages m JOIN events e "
+            "ON e.conversation_id = m.conversation_id AND e.seq = m.seq "
+            "WHERE m.conversation_id = ? AND m.bot_state = 'pending' ORDER BY m.seq",
+            [conversation_id],
+        ).fetchall()
+        return [StoredEvent(s, json.loads(body)) for s, body in rows]
+
+    def answer(
+        self, conversation_id: str, message_seq: int, replies: list[dict[str, Any]]
+    ) -> list[StoredEvent]:
+        """Store the bot's replies to one shopper message and mark it answered, atomically."""
+        with self._transaction() as conn:
+            events = [self._append(conn, conversation_id, frame) for frame in replies]
+            conn.execute(
+                "UPDATE client_messages SET bot_state = 'done' "
+                "WHERE conversation_id = ? AND seq = ?",
+                [conversation_id, message_seq],
+            )
+            return events
+
+    def skip_pending(self, conversation_id: str, message_seq: int) -> None:
+        """Mark a shopper message as not for the bot (a person has the chat)."""
+        self.db.execute(
+            "UPDATE client_messages SET bot_state = 'skipped' WHERE conversation_id = ? AND seq = ?",
+            [conversation_id, message_seq],
+        )
+
+    # -- internals --------------------------------------------------------
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.db.conn)
+
+    @staticmethod
+    def _append(
+        conn: sqlite3.Connection, conversation_id: str, frame: dict[str, Any]
+    ) -> StoredEvent:
+        now = time.time()
+        row = conn.execute(
+            "UPDATE conversations SET last_seq = last_seq + 1, updated_at = ? "
+            "WHERE id = ? RETURNING last_seq",
+            [now, conversation_id],
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"no conversation {conversation_id}")
+        seq = int(row[0])
+        stored = {**frame, "seq": seq, "ts": round(now, 3)}
+        conn.execute(
+            "INSERT INTO events (conversation_id, seq, type, body, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [conversation_id, seq, frame["type"], json.dumps(stored), now],
+        )
+        return StoredEvent(seq, stored)
+
+    @staticmethod
+    def _event(conn: sqlite3.Connection, conversation_id: str, seq: int) -> StoredEvent:
+        (body,) = conn.execute(
+            "SELECT body FROM events WHERE conversation_id = ? AND seq = ?",
+            [conversation_id, seq],
+        ).fetchone()
+        return StoredEvent(seq, json.loads(body))
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``/``ROLLBACK`` around a block."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")

@@ -1,0 +1,189 @@
+"""The chat wire protocol (docs/protocol.md), with no I/O.
+
+Parsing and validating client frames, and building the frames the server
+sends. The aiohttp handlers read a frame, call into here, and write what comes
+back, so every rule of the protocol can be tested without a socket.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+
+from handoff.exceptions import ProtocolError
+
+__all__ = [
+    "MAX_FRAME_BYTES",
+    "MAX_TEXT_BYTES",
+    "Button",
+    "ClientFrame",
+    "Hello",
+    "MessageIn",
+    "Page",
+    "Ping",
+    "ack_frame",
+    "error_frame",
+    "parse_client_frame",
+    "pong_frame",
+    "typing_frame",
+    "welcome_frame",
+]
+
+PROTOCOL_VERSION = 1
+
+#: Longest shopper message, in UTF-8 bytes.
+MAX_TEXT_BYTES = 4096
+#: Longest frame the server reads at all; larger ones close the socket (1009).
+MAX_FRAME_BYTES = 64 * 1024
+
+ClientId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+ConversationId = Annotated[str, StringConstraints(pattern=r"^[a-f0-9]{32}$")]
+
+
+class _Frame(BaseModel):
+    # Unknown fields are ignored so newer clients can talk to older servers.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class CartItem(_Frame):
+    sku: Annotated[str, StringConstraints(max_length=64)]
+    qty: int = Field(1, ge=0, le=10_000)
+    price: float | None = Field(None, ge=0)
+
+
+class Cart(_Frame):
+    items: list[CartItem] = Field(default_factory=list, max_length=100)
+    total: float | None = Field(None, ge=0)
+    currency: Annotated[str, StringConstraints(max_length=8)] | None = None
+
+
+class Page(_Frame):
+    """Where the shopper is: passed to Rasa as metadata and shown to agents."""
+
+    url: Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://")] | None = None
+    type: Annotated[str, StringConstraints(max_length=32)] | None = None
+    sku: Annotated[str, StringConstraints(max_length=64)] | None = None
+    title: Annotated[str, StringConstraints(max_length=256)] | None = None
+    cart: Cart | None = None
+
+
+class Hello(_Frame):
+    type: Literal["hello"]
+    conversation_id: ConversationId | None = None
+    resume_token: Annotated[str, StringConstraints(max_length=128)] | None = None
+    last_seq: int = Field(0, ge=0)
+    page: Page | None = None
+
+
+class MessageIn(_Frame):
+    type: Literal["message"]
+    client_id: ClientId
+    text: str
+    #: The payload of a quick-reply button the bot offered (e.g. "/human_handoff").
+    payload: Annotated[str, StringConstraints(max_length=256)] | None = None
+
+
+class Ping(_Frame):
+    type: Literal["ping"]
+
+
+class Button(_Frame):
+    title: str
+    payload: str
+
+
+ClientFrame = Annotated[Hello | MessageIn | Ping, Field(discriminator="type")]
+_client_frame: TypeAdapter[Hello | MessageIn | Ping] = TypeAdapter(ClientFrame)
+_KNOWN_TYPES = ("hello", "message", "ping")
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"][1:]) or "frame"
+        if item["type"] == "missing":
+            parts.append(f"missing field '{where}'")
+        else:
+            parts.append(f"'{where}': {item['msg']}")
+    return "; ".join(parts)
+
+
+def parse_client_frame(raw: str | bytes) -> Hello | MessageIn | Ping:
+    """Validate one frame from a shopper's socket, or raise :class:`ProtocolError`.
+
+    The error's ``reason`` says what to fix; its ``client_id`` is set when the
+    frame had a readable one, so the client can tell which message failed.
+    """
+    if isinstance(raw, bytes):
+        raise ProtocolError("bad_frame", "Frames must be JSON text, not binary.")
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise ProtocolError("bad_json", "Frame is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("bad_frame", "Frame must be a JSON object with a 'type'.")
+    client_id = data.get("client_id") if isinstance(data.get("client_id"), str) else None
+    kind = data.get("type")
+    if kind not in _KNOWN_TYPES:
+        raise ProtocolError(
+            "unknown_type",
+            f"Unknown frame type {kind!r}; expected one of: {', '.join(_KNOWN_TYPES)}.",
+            client_id,
+        )
+    try:
+        frame = _client_frame.validate_python(data)
+    except ValidationError as error:
+        raise ProtocolError("bad_frame", f"Invalid {kind} frame: {_describe(error)}.", client_id) from None
+    if isinstance(frame, MessageIn):
+        _check_text(frame)
+    return frame
+
+
+def _check_text(frame: MessageIn) -> None:
+    if not frame.text.strip() and frame.payload is None:
+        raise ProtocolError("empty_text", "Message text is empty.", frame.client_id)
+    size = len(frame.text.encode("utf-8"))
+    if size > MAX_TEXT_BYTES:
+        raise ProtocolError(
+            "text_too_long",
+            f"Message is {size} bytes; the limit is {MAX_TEXT_BYTES}. Send it in shorter parts.",
+            frame.client_id,
+        )
+
+
+def welcome_frame(
+    conversation_id: str, last_seq: int, mode: str, resume_token: str | None
+) -> dict[str, Any]:
+    """First frame after a hello. ``resume_token`` only when the conversation is new."""
+    frame: dict[str, Any] = {
+        "type": "welcome",
+        "protocol": PROTOCOL_VERSION,
+        "conversation_id": conversation_id,
+        "last_seq": last_seq,
+        "mode": mode,
+        "max_text_bytes": MAX_TEXT_BYTES,
+    }
+    if resume_token is not None:
+        frame["resume_token"] = resume_token
+    return frame
+
+
+def ack_frame(client_id: str, seq: int, duplicate: bool) -> dict[str, Any]:
+    return {"type": "ack", "client_id": client_id, "seq": seq, "duplicate": duplicate}
+
+
+def error_frame(error: ProtocolError) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error", "code": error.code, "reason": error.reason}
+    if error.client_id is not None:
+        frame["client_id"] = error.client_id
+    return frame
+
+
+def typing_frame(on: bool, author: str = "bot") -> dict[str, Any]:
+    return {"type": "typing", "on": on, "author": author}
+
+
+def pong_frame() -> dict[str, Any]:
+    return {"type": "pong"}

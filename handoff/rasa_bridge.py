@@ -1,0 +1,121 @@
+"""Talking to Rasa (REST webhook and HTTP API) and to the action server, over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+
+from bot.escalation import parse_handoff
+from handoff.exceptions import RasaUnavailable
+
+__all__ = ["RasaBridge", "replies_to_frames"]
+
+log = logging.getLogger("gateway.rasa")
+
+
+def replies_to_frames(replies: object, reply_to: int) -> list[dict[str, Any]]:
+    """Turn the REST webhook's answer into event frames for the conversation log.
+
+    Text (with its quick-reply buttons) becomes a bot ``message``; a custom
+    payload carrying a handoff request becomes a ``handoff`` event. Anything
+    malformed is dropped with a log line rather than shown to a shopper.
+    """
+    frames: list[dict[str, Any]] = []
+    if not isinstance(replies, list):
+        log.warning("rasa returned %s instead of a list of messages", type(replies).__name__)
+        return frames
+    for reply in replies:
+        if not isinstance(reply, dict):
+            continue
+        text = reply.get("text")
+        if isinstance(text, str) and text:
+            frame: dict[str, Any] = {
+                "type": "message",
+                "author": "bot",
+                "text": text,
+                "reply_to": reply_to,
+            }
+            buttons = [
+                {"title": b["title"], "payload": b["payload"]}
+                for b in reply.get("buttons") or []
+                if isinstance(b, dict)
+                and isinstance(b.get("title"), str)
+                and isinstance(b.get("payload"), str)
+            ]
+            if buttons:
+                frame["buttons"] = buttons
+            frames.append(frame)
+        handoff = parse_handoff(reply.get("custom"))
+        if handoff is not None:
+            frames.append({"type": "handoff", "reply_to": reply_to, **handoff})
+    return frames
+
+
+class RasaBridge:
+    """One aiohttp session to Rasa and the action server."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        rasa_url: str,
+        action_url: str,
+        token: str | None,
+        timeout: float,
+    ) -> None:
+        self._session = session
+        self._rasa_url = rasa_url
+        self._action_url = action_url
+        self._token = token
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def send(self, sender: str, text: str, metadata: dict[str, Any]) -> list[Any]:
+        """Send one shopper message to Rasa's REST webhook and return its replies.
+
+        Raises :class:`RasaUnavailable` when Rasa cannot be reached or fails.
+        """
+        body = {"sender": sender, "message": text, "metadata": metadata}
+        try:
+            async with self._session.post(
+                f"{self._rasa_url}/webhooks/rest/webhook", json=body, timeout=self._timeout
+            ) as response:
+                if response.status != 200:
+                    detail = (await response.text())[:200]
+                    raise RasaUnavailable(f"Rasa answered HTTP {response.status}: {detail}")
+                replies: list[Any] = await response.json()
+                return replies
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+            raise RasaUnavailable(f"Rasa is not reachable: {error!r}") from error
+
+    async def health(self) -> dict[str, dict[str, Any]]:
+        """Reachability of Rasa (with its loaded model) and of the action server."""
+        rasa, actions = await asyncio.gather(self._rasa_health(), self._action_health())
+        return {"rasa": rasa, "action_server": actions}
+
+    async def _rasa_health(self) -> dict[str, Any]:
+        params = {"token": self._token} if self._token else {}
+        result = await self._get_json(f"{self._rasa_url}/status", params)
+        if not result["ok"]:
+            return result
+        model = (result.pop("body") or {}).get("model_id")
+        if not model:
+            return {"ok": False, "detail": "Rasa is up but has no model loaded"}
+        return {"ok": True, "model": model}
+
+    async def _action_health(self) -> dict[str, Any]:
+        result = await self._get_json(f"{self._action_url}/health", {})
+        result.pop("body", None)
+        return result
+
+    async def _get_json(self, url: str, params: dict[str, str]) -> dict[str, Any]:
+        try:
+            async with self._session.get(
+                url, params=params, timeout=aiohttp.ClientTimeout(total=2)
+            ) as response:
+                if response.status != 200:
+                    return {"ok": False, "detail": f"HTTP {response.status}"}
+                return {"ok": True, "body": await response.json()}
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+            return {"ok": False, "detail": f"not reachable ({type(error).__name__})"}

@@ -1,0 +1,27 @@
+"""The pages and scripts the gateway serves: ``/widget.js`` and the demo shop at ``/demo/``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.settings import Settings
+
+__all__ = ["add_static_routes"]
+
+
+def add_static_routes(app: web.Application, settings: Settings) -> None:
+    widget_dir = settings.project_dir / "widget"
+    widget_js = widget_dir / "widget.js"
+
+    async def widget(request: web.Request) -> web.FileResponse:
+        response = web.FileResponse(widget_js)
+        response.headers["Cache-Control"] = "public, max-age=300"
+        response.content_type = "application/javascript"
+        return response
+
+    async def demo_index(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(widget_dir / "demo" / "index.html")
+
+    app.router.add_get("/widget.js", widget)
+    app.router.add_get("/demo/", demo_index)
+    app.router.add_static("/demo/", widget_dir / "demo")

@@ -1,0 +1,1 @@
+"""Operator tools for shopchat: the ``shopchat`` CLI, training, evaluation, the process stack."""

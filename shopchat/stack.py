@@ -1,0 +1,129 @@
+"""``shopchat up``: Rasa, the action server and the gateway under one supervisor (honcho).
+
+Each process's lines are prefixed with its name. The supervisor prints
+"ready" once the gateway's /healthz reports every dependency up; if any
+process dies, or on Ctrl-C, all three are stopped.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import secrets
+import shlex
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from honcho.manager import Manager
+from honcho.printer import Message
+
+from bot.settings import Settings
+from shopchat.rasa_env import rasa_env, rasa_executable
+from shopchat.training import current_model
+
+__all__ = ["ProcessSpec", "plan", "up", "wait_until_healthy"]
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+
+
+def plan(settings: Settings, token: str, model: Path) -> list[ProcessSpec]:
+    """The three processes of the stack, with their command lines and environments."""
+    root = settings.project_dir
+    settings.var_path.mkdir(parents=True, exist_ok=True)
+    python = sys.executable
+    shared = {
+        "SHOPCHAT_RASA_TOKEN": token,
+        "SHOPCHAT_RASA_PORT": str(settings.rasa_port),
+        "SHOPCHAT_ACTION_PORT": str(settings.action_port),
+        "SHOPCHAT_PORT": str(settings.port),
+        "SHOPCHAT_HOST": settings.host,
+        "SHOPCHAT_VAR_DIR": str(settings.var_path),
+        "SHOPCHAT_MODELS_DIR": str(settings.models_path),
+        "SHOPCHAT_LOG_LEVEL": settings.log_level,
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    rasa = ProcessSpec(
+        "rasa",
+        [
+            str(rasa_executable(settings)), "run",
+            "--enable-api", "--auth-token", token,
+            "--interface", "127.0.0.1", "--port", str(settings.rasa_port),
+            "--model", str(model),
+            "--endpoints", str(root / "bot" / "endpoints.yml"),
+            "--credentials", str(root / "bot" / "credentials.yml"),
+            "--response-timeout", str(int(settings.rasa_timeout)),
+        ],
+        rasa_env(
+            settings,
+            SHOPCHAT_ACTION_URL=f"{settings.action_url}/webhook",
+            SHOPCHAT_TRACKER_DB=str(settings.tracker_db),
+            PYTHONUNBUFFERED="1",
+        ),
+    )
+    actions = ProcessSpec(
+        "actions",
+        [python, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)],
+        {**shared, "SANIC_HOST": "127.0.0.1"},
+    )
+    gateway = ProcessSpec("gateway", [python, "-m", "handoff"], shared)
+    return [rasa, actions, gateway]
+
+
+def wait_until_healthy(url: str, timeout: float, stop: threading.Event | None = None) -> bool:
+    """Poll ``url`` (a /healthz) until it answers ``ok: true``; False on timeout or ``stop``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if stop is not None and stop.is_set():
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if json.loads(response.read()).get("ok"):
+                    return True
+        except (urllib.error.URLError, OSError, ValueError):
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def _announce(manager: Manager, text: str) -> None:
+    manager.events.put(Message("line", text + "\n", datetime.datetime.now(), "system", None))
+
+
+def up(settings: Settings, ready_timeout: float = 300) -> int:
+    """Run the stack in the foreground until Ctrl-C or a process exits; returns the exit code."""
+    model = current_model(settings)
+    token = (
+        settings.rasa_token.get_secret_value() if settings.rasa_token else secrets.token_urlsafe(24)
+    )
+    manager = Manager()
+    for spec in plan(settings, token, model):
+        manager.add_process(spec.name, shlex.join(spec.argv), env=spec.env,
+                            cwd=str(settings.project_dir))
+    stop = threading.Event()
+
+    def watch() -> None:
+        _announce(manager, f"waiting for rasa ({model.name}), actions and gateway ...")
+        health = f"http://127.0.0.1:{settings.port}/healthz"
+        if wait_until_healthy(health, ready_timeout, stop):
+            _announce(manager, f"ready: open {settings.public_url}/demo/ (health: {health})")
+        elif not stop.is_set():
+            _announce(manager, f"not ready after {ready_timeout:.0f}s: see the lines above")
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        manager.loop()
+    finally:
+        stop.set()
+    return int(manager.returncode or 0)
