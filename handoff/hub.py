@@ -19,9 +19,9 @@ from typing import Any
 
 from aiohttp import web
 
-from handoff.exceptions import RasaUnavailable
+from handoff.exceptions import ProtocolError, RasaUnavailable
 from handoff.persistence import ConversationStore, StoredEvent
-from handoff.protocol import ProtocolError, error_frame, typing_frame
+from handoff.protocol import error_frame, typing_frame
 from handoff.rasa_bridge import RasaBridge, replies_to_frames
 
 __all__ = ["Hub", "Subscriber"]

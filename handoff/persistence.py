@@ -99,7 +99,7 @@ class ConversationStore:
         conversation_id = uuid.uuid4().hex
         token = secrets.token_urlsafe(24)
         now = time.time()
-        self.db["conversations"].insert(
+        self.db.table("conversations").insert(
             {
                 "id": conversation_id,
                 "token_hash": _hash_token(token),
@@ -217,7 +217,8 @@ class ConversationStore:
     def skip_pending(self, conversation_id: str, message_seq: int) -> None:
         """Mark a shopper message as not for the bot (a person has the chat)."""
         self.db.execute(
-            "UPDATE client_messages SET bot_state = 'skipped' WHERE conversation_id = ? AND seq = ?",
+            "UPDATE client_messages SET bot_state = 'skipped' "
+            "WHERE conversation_id = ? AND seq = ?",
             [conversation_id, message_seq],
         )
 

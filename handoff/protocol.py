@@ -135,7 +135,8 @@ def parse_client_frame(raw: str | bytes) -> Hello | MessageIn | Ping:
     try:
         frame = _client_frame.validate_python(data)
     except ValidationError as error:
-        raise ProtocolError("bad_frame", f"Invalid {kind} frame: {_describe(error)}.", client_id) from None
+        reason = f"Invalid {kind} frame: {_describe(error)}."
+        raise ProtocolError("bad_frame", reason, client_id) from None
     if isinstance(frame, MessageIn):
         _check_text(frame)
     return frame

@@ -86,7 +86,7 @@ class RasaBridge:
                     raise RasaUnavailable(f"Rasa answered HTTP {response.status}: {detail}")
                 replies: list[Any] = await response.json()
                 return replies
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as error:
             raise RasaUnavailable(f"Rasa is not reachable: {error!r}") from error
 
     async def health(self) -> dict[str, dict[str, Any]]:
@@ -117,5 +117,5 @@ class RasaBridge:
                 if response.status != 200:
                     return {"ok": False, "detail": f"HTTP {response.status}"}
                 return {"ok": True, "body": await response.json()}
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as error:
             return {"ok": False, "detail": f"not reachable ({type(error).__name__})"}

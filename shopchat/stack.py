@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import secrets
 import shlex
+import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from honcho.manager import Manager
@@ -26,7 +30,7 @@ from bot.settings import Settings
 from shopchat.rasa_env import rasa_env, rasa_executable
 from shopchat.training import current_model
 
-__all__ = ["ProcessSpec", "plan", "up", "wait_until_healthy"]
+__all__ = ["ProcessSpec", "StackHandle", "free_port", "plan", "spawn", "up", "wait_until_healthy"]
 
 
 @dataclass(frozen=True)
@@ -127,3 +131,80 @@ def up(settings: Settings, ready_timeout: float = 300) -> int:
     finally:
         stop.set()
     return int(manager.returncode or 0)
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class StackHandle:
+    """A `shopchat up` child process (for tests and benchmarks) and the lines it printed."""
+
+    process: subprocess.Popen[str]
+    settings: Settings
+    lines: list[str] = field(default_factory=list)
+    _pump: threading.Thread | None = None
+
+    def wait_for_line(self, needle: str, timeout: float) -> str:
+        """The first printed line containing ``needle``; AssertionError with the output if none."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if needle in line:
+                    return line
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"no line with {needle!r}; output:\n" + "".join(self.lines[-60:]))
+
+    def stop(self) -> int:
+        """Ctrl-C the supervisor, as a person would; kill the group if it hangs."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            code = self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            code = self.process.wait()
+        if self._pump is not None:
+            self._pump.join(timeout=10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return code
+
+
+def spawn(var_dir: Path, model: Path, token: str) -> StackHandle:
+    """Start `shopchat up` on free ports with its own var/ dir, collecting its output."""
+    settings = Settings(
+        port=free_port(), rasa_port=free_port(), action_port=free_port(), var_dir=var_dir,
+        model=model, rasa_token=token,
+    )
+    env = {
+        **os.environ,
+        "SHOPCHAT_PORT": str(settings.port),
+        "SHOPCHAT_RASA_PORT": str(settings.rasa_port),
+        "SHOPCHAT_ACTION_PORT": str(settings.action_port),
+        "SHOPCHAT_VAR_DIR": str(var_dir),
+        "SHOPCHAT_MODEL": str(model),
+        "SHOPCHAT_RASA_TOKEN": token,
+        "PYTHONUNBUFFERED": "1",
+    }
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "shopchat"), "up"],
+        cwd=settings.project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )
+    handle = StackHandle(process, settings)
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            handle.lines.append(line)
+
+    handle._pump = threading.Thread(target=pump, daemon=True)
+    handle._pump.start()
+    return handle

@@ -1,4 +1,4 @@
-"""``shopchat train``: train the Rasa model when its inputs changed, and remember which is current."""
+"""``shopchat train``: train the Rasa model when its inputs changed; remember the current one."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from bot.settings import Settings
 from shopchat.exceptions import ShopchatError
 from shopchat.rasa_env import RASA_DATA_DIRS, rasa_env, rasa_executable
 
-__all__ = ["TrainResult", "current_model", "training_fingerprint", "train"]
+__all__ = ["TrainResult", "current_model", "train", "training_fingerprint"]
 
 CURRENT = "current.json"
 

@@ -5,15 +5,9 @@ and in-process gateways wired to that stack's Rasa."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +15,10 @@ import pytest
 from aiohttp import web
 from websockets.asyncio.client import ClientConnection, connect
 
-from bot.settings import PROJECT_DIR, Settings
+from bot.settings import Settings
 from handoff.app import create_app
-from shopchat.stack import wait_until_healthy
-from shopchat.training import current_model, train
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from shopchat.stack import StackHandle, free_port, spawn
+from shopchat.training import train
 
 
 @pytest.fixture(scope="session")
@@ -39,71 +27,10 @@ def trained_model() -> Path:
     return train(Settings()).model
 
 
-@dataclass
-class RunningStack:
-    """A `shopchat up` subprocess and what it printed."""
-
-    process: subprocess.Popen[str]
-    settings: Settings
-    lines: list[str] = field(default_factory=list)
-
-    def wait_for_line(self, needle: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if needle in line:
-                    return line
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.2)
-        raise AssertionError(f"no line with {needle!r}; output:\n" + "".join(self.lines[-60:]))
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-        try:
-            return self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            return self.process.wait()
-
-
-def start_stack(var_dir: Path, model: Path) -> RunningStack:
-    """Run `shopchat up` on free ports with its own var/ dir, streaming its output."""
-    settings = Settings(
-        port=free_port(), rasa_port=free_port(), action_port=free_port(), var_dir=var_dir,
-        model=model, rasa_token="test-token",
-    )
-    env = {
-        **os.environ,
-        "SHOPCHAT_PORT": str(settings.port),
-        "SHOPCHAT_RASA_PORT": str(settings.rasa_port),
-        "SHOPCHAT_ACTION_PORT": str(settings.action_port),
-        "SHOPCHAT_VAR_DIR": str(var_dir),
-        "SHOPCHAT_MODEL": str(model),
-        "SHOPCHAT_RASA_TOKEN": "test-token",
-        "PYTHONUNBUFFERED": "1",
-    }
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "shopchat"), "up"],
-        cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )
-    stack = RunningStack(process, settings)
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            stack.lines.append(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return stack
-
-
 @pytest.fixture(scope="session")
-def stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+def stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackHandle]:
     """The real stack, started once for the session and ready (healthz ok)."""
-    running = start_stack(tmp_path_factory.mktemp("stack-var"), trained_model)
+    running = spawn(tmp_path_factory.mktemp("stack-var"), trained_model, "test-token")
     try:
         running.wait_for_line("ready:", timeout=300)
         yield running
@@ -138,7 +65,7 @@ class Gateway:
 
 
 @pytest.fixture
-def gateway_settings(stack: RunningStack, tmp_path: Path) -> Settings:
+def gateway_settings(stack: StackHandle, tmp_path: Path) -> Settings:
     return stack.settings.model_copy(update={"port": free_port(), "var_dir": tmp_path / "var"})
 
 
@@ -218,9 +145,12 @@ def chat(gateway: Gateway) -> Callable[..., Any]:
     return open_chat
 
 
+def is_bot_message(frame: dict[str, Any]) -> bool:
+    return frame["type"] == "message" and frame["author"] == "bot"
+
+
 def bot_texts(frames: list[dict[str, Any]]) -> list[str]:
-    return [f["text"] for f in frames if f["type"] == "message" and f["author"] == "bot"]
+    return [f["text"] for f in frames if is_bot_message(f)]
 
 
-__all__ = ["ChatClient", "Gateway", "RunningStack", "bot_texts", "current_model", "free_port",
-           "start_stack", "wait_until_healthy"]
+__all__ = ["ChatClient", "Gateway", "bot_texts", "free_port", "is_bot_message"]

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ruamel.yaml import YAML
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from ruamel.yaml import YAML
 
 from actions.fallback import ActionFallback
 from actions.handoff import ActionDeclineHuman, ActionHandoff

@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.conftest import ChatClient, Gateway, bot_texts
+from tests.conftest import ChatClient, Gateway, bot_texts, is_bot_message
 
 pytestmark = pytest.mark.stack
 
@@ -26,7 +26,7 @@ async def test_hi_gets_a_greeting(chat: Any) -> None:
         assert ack["seq"] == 1 and ack["duplicate"] is False
         texts = bot_texts(frames)
         assert texts and texts[0].startswith("Hi! I'm the shop's assistant")
-        replies = [f for f in frames if f.get("author") == "bot"]
+        replies = [f for f in frames if is_bot_message(f)]
         assert all(f["reply_to"] == 1 for f in replies)
 
 
@@ -37,7 +37,7 @@ async def test_each_event_has_the_next_seq_and_shopper_messages_are_echoed(chat:
         frames += await client.turn("are you a bot?")
         events = [f for f in frames if "seq" in f and f["type"] != "ack"]
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-        assert [e["author"] for e in events if e["type"] == "message"][0] == "shopper"
+        assert next(e["author"] for e in events if e["type"] == "message") == "shopper"
         assert "I'm a bot" in " ".join(bot_texts(frames))
 
 
@@ -99,7 +99,7 @@ async def test_resume_replays_exactly_what_was_missed(chat: Any) -> None:
         welcome = await second.hello(conversation_id=first.conversation_id,
                                      resume_token=first.resume_token, last_seq=seen)
         assert "resume_token" not in welcome
-        frames = await second.recv_until(lambda f: f.get("author") == "bot")
+        frames = await second.recv_until(is_bot_message)
         events = [f for f in frames if "seq" in f]
         assert events[0]["seq"] == seen + 1  # nothing repeated, nothing skipped
         assert events[0]["author"] == "shopper" and events[0]["text"] == "are you a real person"
@@ -156,7 +156,7 @@ async def test_two_misses_offer_a_person_and_the_button_hands_off(chat: Any) -> 
         assert first == ["Sorry, that's outside what I can help with. I can help with orders, "
                          "returns, refunds, shipping and our products."]
         frames = await client.turn("set an alarm for 6am please")
-        offer = next(f for f in frames if f.get("author") == "bot")
+        offer = next(f for f in frames if is_bot_message(f))
         assert "get a person" in offer["text"]
         button = next(b for b in offer["buttons"] if b["payload"] == "/human_handoff")
         frames = await client.turn(button["title"], payload=button["payload"])
@@ -173,7 +173,7 @@ async def test_second_socket_on_same_conversation_sees_new_events(chat: Any) -> 
             await tab2.hello(conversation_id=tab1.conversation_id,
                              resume_token=tab1.resume_token, last_seq=0)
             await tab1.turn("hi")
-            frames = await tab2.recv_until(lambda f: f.get("author") == "bot")
+            frames = await tab2.recv_until(is_bot_message)
             assert [f["text"] for f in frames if f.get("author") == "shopper"] == ["hi"]
 
 
@@ -210,7 +210,7 @@ async def test_messages_sent_while_rasa_is_down_are_answered_later(
             client = ChatClient(ws)
             client.last_seq = seen
             await client.hello(conversation_id=conversation, resume_token=token, last_seq=seen)
-            frames = await client.recv_until(lambda f: f.get("author") == "bot")
+            frames = await client.recv_until(is_bot_message)
             assert bot_texts(frames)[0].startswith("Hi!")
     finally:
         await up.stop()

@@ -1,0 +1,86 @@
+"""`shopchat eval nlu`: the scoring maths, CSV checks, and the trained model's figures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.settings import PROJECT_DIR, Settings
+from shopchat.exceptions import ShopchatError
+from shopchat.nlu_eval import evaluate, read_examples, score
+
+HELDOUT = PROJECT_DIR / "tests" / "data" / "heldout_intents.csv"
+PUBLIC = PROJECT_DIR.parent / "shared" / "eval"
+
+
+def test_score_counts_accuracy_and_macro_f1() -> None:
+    gold = ["greet", "greet", "faq", "faq"]
+    predicted = ["greet", "faq", "faq", "faq"]
+    report = score(gold, predicted)
+    assert report["n"] == 4 and report["accuracy"] == 0.75
+    assert report["per_intent"]["greet"] == {
+        "support": 2, "precision": 1.0, "recall": 0.5, "f1": 0.6667}
+    assert report["per_intent"]["faq"]["precision"] == round(2 / 3, 4)
+    assert report["macro_f1"] == round((0.6667 + 0.8) / 2, 4)
+    assert report["top_confusions"] == [{"gold": "greet", "predicted": "faq", "count": 1}]
+
+
+def test_csv_without_intent_column_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("text,label\nhi,greet\n")
+    with pytest.raises(ShopchatError, match="missing: intent"):
+        read_examples(path)
+
+
+def test_unknown_label_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("text,intent\nhi,greet\nwhere's my stuff,where_is_it\n")
+    with pytest.raises(ShopchatError, match=r"bad.csv:3: unknown intent 'where_is_it'"):
+        read_examples(path)
+
+
+def test_cli_prints_json_last_line_and_meets_the_heldout_bar(trained_model: Path) -> None:
+    completed = subprocess.run(
+        [str(Path(sys.executable).parent / "shopchat"), "eval", "nlu", "--data", str(HELDOUT),
+         "--json"],
+        cwd=PROJECT_DIR, capture_output=True, text=True, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert {"n", "accuracy", "macro_f1", "per_intent"} <= set(report)
+    assert report["n"] == 400
+    assert len(report["per_intent"]) == 16
+    assert report["accuracy"] >= 0.85, report["top_confusions"]
+
+
+def public_set(name: str) -> Path:
+    path = PUBLIC / name
+    assert path.is_file(), f"{path} is missing: the public eval sets live in ../shared/eval/"
+    return path
+
+
+@pytest.fixture(scope="module")
+def public_reports(trained_model: Path) -> dict[str, dict[str, Any]]:
+    settings = Settings()
+    return {
+        name: evaluate(settings, trained_model, public_set(f"{name}.csv"))
+        for name in ("bitext_intents", "clinc_oos", "clinc_inscope_other")
+    }
+
+
+def test_bitext_support_intents_accuracy(public_reports: dict[str, dict[str, Any]]) -> None:
+    report = public_reports["bitext_intents"]
+    assert report["accuracy"] >= 0.85, report["top_confusions"]
+
+
+@pytest.mark.parametrize("name", ["clinc_oos", "clinc_inscope_other"])
+def test_clinc_out_of_scope_is_recognised(
+    public_reports: dict[str, dict[str, Any]], name: str
+) -> None:
+    report = public_reports[name]
+    assert report["accuracy"] >= 0.70, report["top_confusions"]

@@ -1,0 +1,47 @@
+"""`shopchat up` from the outside: ready line, a greeting over the websocket, clean Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+
+from shopchat.stack import StackHandle, spawn
+from tests.conftest import is_bot_message
+
+pytestmark = pytest.mark.stack
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def test_up_is_ready_answers_hi_and_stops_all_three_on_ctrl_c(stack: StackHandle) -> None:
+    ready = stack.wait_for_line("ready:", timeout=1)
+    assert f"http://localhost:{stack.settings.port}/demo/" in ready
+    # Each process's lines carry its name.
+    assert any(line.split("|")[0].strip().endswith("rasa") for line in stack.lines)
+    async with connect(f"ws://127.0.0.1:{stack.settings.port}/ws/chat") as ws:
+        await ws.send(json.dumps({"type": "hello"}))
+        assert json.loads(await ws.recv())["type"] == "welcome"
+        await ws.send(json.dumps({"type": "message", "client_id": "m1", "text": "hi"}))
+        while not is_bot_message(frame := json.loads(await ws.recv())):
+            pass
+        assert frame["text"].startswith("Hi!")
+
+
+def test_ctrl_c_stops_every_process(trained_model: Path, tmp_path: Path) -> None:
+    handle = spawn(tmp_path / "var", trained_model, "stop-token")
+    try:
+        handle.wait_for_line("ready:", timeout=300)
+    finally:
+        code = handle.stop()
+    settings = handle.settings
+    assert code in (0, 130), "".join(handle.lines[-40:])
+    for name in ("rasa", "actions", "gateway"):
+        assert any(f"{name} stopped" in line for line in handle.lines), name
+    assert all(port_is_free(p) for p in (settings.port, settings.rasa_port, settings.action_port))
