@@ -33,6 +33,10 @@ from shopchat.training import current_model
 __all__ = ["ProcessSpec", "StackHandle", "free_port", "plan", "spawn", "up", "wait_until_healthy"]
 
 
+#: honcho's exit code after SIGINT.
+SIGINT_EXIT = 130
+
+
 @dataclass(frozen=True)
 class ProcessSpec:
     name: str
@@ -130,7 +134,9 @@ def up(settings: Settings, ready_timeout: float = 300) -> int:
         manager.loop()
     finally:
         stop.set()
-    return int(manager.returncode or 0)
+    # Ctrl-C is how a person stops the stack: that is success, not an error for make.
+    code = int(manager.returncode or 0)
+    return 0 if code == SIGINT_EXIT else code
 
 
 def free_port() -> int:
