@@ -28,6 +28,10 @@ __all__ = ["Hub", "Subscriber"]
 
 log = logging.getLogger("gateway.hub")
 
+#: Pauses between retries of a conversation's unanswered messages while Rasa is away.
+RETRY_FIRST_DELAY = 1.0
+RETRY_MAX_DELAY = 30.0
+
 #: What the shopper reads when a handoff is requested while no person can take
 #: chats in the gateway yet.
 NO_AGENT_TEXT = (
@@ -79,6 +83,8 @@ class Hub:
         self._subscribers: dict[str, set[Subscriber]] = defaultdict(set)
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._retry_delay: dict[str, float] = {}
+        self._retry_handles: dict[str, asyncio.TimerHandle] = {}
 
     # -- subscriptions --------------------------------------------------
 
@@ -98,6 +104,11 @@ class Hub:
             followers.discard(subscriber)
             if not followers:
                 del self._subscribers[conversation_id]
+                # Nobody is waiting: stop retrying; the next hello tries again.
+                handle = self._retry_handles.pop(conversation_id, None)
+                if handle is not None:
+                    handle.cancel()
+                self._retry_delay.pop(conversation_id, None)
 
     def publish(self, conversation_id: str, events: list[StoredEvent]) -> None:
         """Send stored events to every socket following the conversation."""
@@ -126,7 +137,27 @@ class Hub:
         async with self._locks[conversation_id]:
             for message in self.store.pending_messages(conversation_id):
                 if not await self._bot_turn(conversation_id, message):
+                    self._retry_later(conversation_id)
                     return
+            self._retry_delay.pop(conversation_id, None)
+
+    def _retry_later(self, conversation_id: str) -> None:
+        """Try the conversation's pending messages again after a growing pause.
+
+        Retries go on while someone follows the conversation; a shopper who
+        comes back later gets them answered on their hello.
+        """
+        if conversation_id not in self._subscribers or conversation_id in self._retry_handles:
+            return
+        delay = self._retry_delay.get(conversation_id, RETRY_FIRST_DELAY)
+        self._retry_delay[conversation_id] = min(delay * 2, RETRY_MAX_DELAY)
+
+        def fire() -> None:
+            self._retry_handles.pop(conversation_id, None)
+            if conversation_id in self._subscribers:
+                self.answer_pending(conversation_id)
+
+        self._retry_handles[conversation_id] = asyncio.get_running_loop().call_later(delay, fire)
 
     async def _bot_turn(self, conversation_id: str, message: StoredEvent) -> bool:
         conversation = self.store.get(conversation_id)
@@ -144,6 +175,8 @@ class Hub:
             log.warning("conversation=%s seq=%s bot turn failed: %s", conversation_id,
                         message.seq, error)
             self.signal(conversation_id, typing_frame(False))
+            if conversation_id in self._retry_delay:
+                return False  # the shopper was told on the first failure
             self.signal(
                 conversation_id,
                 error_frame(ProtocolError(
@@ -173,6 +206,9 @@ class Hub:
 
     async def close(self) -> None:
         """Wait briefly for running bot turns (their results are stored), then stop them."""
+        for handle in self._retry_handles.values():
+            handle.cancel()
+        self._retry_handles.clear()
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=5)
             for task in pending:

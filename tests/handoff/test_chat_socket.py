@@ -266,3 +266,50 @@ async def test_concurrent_shoppers_get_their_own_answers(chat: Any) -> None:
 
     await asyncio.gather(*(one("hi", "Hi!") if i % 2 else one("are you a bot", "I'm a bot")
                            for i in range(6)))
+
+
+def forward_to(port: int) -> Any:
+    """A loopback TCP forwarder to ``port``: Rasa "coming back" on another port."""
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer),
+                             return_exceptions=True)
+
+    return handle
+
+
+async def test_pending_message_is_answered_when_rasa_comes_back_on_the_same_socket(
+    gateway_settings: Any,
+) -> None:
+    from tests.conftest import free_port
+
+    port = free_port()
+    gw = Gateway(gateway_settings.model_copy(update={"rasa_port": port}))
+    await gw.start()
+    try:
+        async with connect(gw.url) as ws:
+            client = ChatClient(ws)
+            await client.hello()
+            await client.say("hi")
+            frames = await client.recv_until(lambda f: f["type"] == "error")
+            assert frames[-1]["code"] == "bot_unavailable"
+            server = await asyncio.start_server(
+                forward_to(gateway_settings.rasa_port), "127.0.0.1", port)
+            try:
+                # No reconnect, no new message: the gateway retries by itself.
+                frames = await client.recv_until(is_bot_message, timeout=30)
+            finally:
+                server.close()
+            assert bot_texts(frames)[0].startswith("Hi!")
+            assert not [f for f in frames if f["type"] == "error"]  # told once, not per retry
+    finally:
+        await gw.stop()
