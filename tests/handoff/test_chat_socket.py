@@ -184,6 +184,16 @@ async def test_foreign_origin_is_refused(gateway: Gateway) -> None:
     assert refused.value.response.status_code == 403
 
 
+async def say_hi_while_rasa_is_away(ws: Any) -> ChatClient:
+    """Start a conversation and say hi to a gateway that cannot reach Rasa."""
+    client = ChatClient(ws)
+    await client.hello()
+    await client.say("hi")
+    frames = await client.recv_until(lambda f: f["type"] == "error")
+    assert frames[-1]["code"] == "bot_unavailable"
+    return client
+
+
 async def test_messages_sent_while_rasa_is_down_are_answered_later(
     gateway_settings: Any,
 ) -> None:
@@ -194,11 +204,7 @@ async def test_messages_sent_while_rasa_is_down_are_answered_later(
     await down.start()
     try:
         async with connect(down.url) as ws:
-            client = ChatClient(ws)
-            await client.hello()
-            await client.say("hi")
-            frames = await client.recv_until(lambda f: f["type"] == "error")
-            assert frames[-1]["code"] == "bot_unavailable"
+            client = await say_hi_while_rasa_is_away(ws)
             conversation, token, seen = client.conversation_id, client.resume_token, client.last_seq
     finally:
         await down.stop()
@@ -297,11 +303,7 @@ async def test_pending_message_is_answered_when_rasa_comes_back_on_the_same_sock
     await gw.start()
     try:
         async with connect(gw.url) as ws:
-            client = ChatClient(ws)
-            await client.hello()
-            await client.say("hi")
-            frames = await client.recv_until(lambda f: f["type"] == "error")
-            assert frames[-1]["code"] == "bot_unavailable"
+            client = await say_hi_while_rasa_is_away(ws)
             server = await asyncio.start_server(
                 forward_to(gateway_settings.rasa_port), "127.0.0.1", port)
             try:
