@@ -51,6 +51,36 @@ class Settings(BaseSettings):
         "support@example.com", description="Shown when no person can take the chat."
     )
     log_level: str = Field("info", description="debug, info, warning or error.")
+    agent_session_hours: float = Field(
+        12.0, gt=0, description="How long an agent's console login lasts."
+    )
+    agent_capacity: int = Field(
+        3, ge=1, le=100, description="Default number of chats an agent handles at once."
+    )
+    queue_auto_assign: bool = Field(
+        True,
+        description="Give queued chats to the least-busy online agent; off: agents claim "
+        "chats from the queue themselves.",
+    )
+    queue_claim_timeout: float = Field(
+        60.0, gt=0,
+        description="Seconds a queued chat may wait before every online agent is alerted.",
+    )
+    queue_max_wait: float = Field(
+        300.0, gt=0,
+        description="Seconds (waited or estimated) after which a queued shopper is offered "
+        "to leave a message instead.",
+    )
+    queue_tick: float = Field(1.0, gt=0, description="How often the queue timers are checked.")
+    presence_grace: float = Field(
+        10.0, ge=0,
+        description="Seconds an agent stays online after their last console socket closes "
+        "(a reload or a short network drop does not take them off the rota).",
+    )
+    average_handle_seconds: float = Field(
+        240.0, gt=0,
+        description="Assumed length of an agent chat until enough chats were closed to measure it.",
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -94,6 +124,10 @@ class Settings(BaseSettings):
     @property
     def tracker_db(self) -> Path:
         return self.var_path / "tracker.db"
+
+    @property
+    def canned_responses_path(self) -> Path:
+        return self.project_dir / "data" / "console" / "canned.yml"
 
     @property
     def rasa_url(self) -> str:

@@ -11,17 +11,20 @@ import aiohttp
 from aiohttp import web
 
 from bot.settings import Settings
+from handoff import agent_socket
 from handoff.chat import ChatSession, origin_allowed, websocket_response
+from handoff.desk import Desk, load_canned
 from handoff.hub import Hub
 from handoff.persistence import ConversationStore
 from handoff.rasa_bridge import RasaBridge
 
-__all__ = ["HUB", "SETTINGS", "create_app"]
+__all__ = ["DESK", "HUB", "SETTINGS", "create_app"]
 
 log = logging.getLogger("gateway")
 
 SETTINGS = web.AppKey("settings", Settings)
 HUB = web.AppKey("hub", Hub)
+DESK = web.AppKey("desk", Desk)
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -31,9 +34,13 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     token = settings.rasa_token.get_secret_value() if settings.rasa_token else None
     bridge = RasaBridge(session, settings.rasa_url, settings.action_url, token,
                         settings.rasa_timeout)
-    hub = Hub(store, bridge, settings.support_email)
+    hub = Hub(store, bridge)
+    desk = Desk(store, hub, bridge, settings, load_canned(settings.canned_responses_path))
     app[HUB] = hub
+    app[DESK] = desk
+    await desk.start()
     yield
+    await desk.close()
     await hub.close()
     await session.close()
     store.close()
@@ -62,12 +69,31 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
         )
     ws = websocket_response()
     await ws.prepare(request)
-    session = ChatSession(request.app[HUB], ws)
+    session = ChatSession(request.app[HUB], request.app[DESK], ws)
     try:
         await session.run(ws)
     finally:
         await session.close()
     return ws
+
+
+async def agent_ws(request: web.Request) -> web.StreamResponse:
+    # The console is served by the gateway itself: other origins may not drive an agent socket.
+    own_origin = f"{request.scheme}://{request.host}"
+    if not origin_allowed(request.headers.get("Origin"), own_origin, []):
+        raise web.HTTPForbidden(text="The agent console only works from the gateway's own origin.")
+    ws = websocket_response()
+    await ws.prepare(request)
+    await agent_socket.agent_socket(ws, request.app[DESK])
+    return ws
+
+
+async def agent_login(request: web.Request) -> web.Response:
+    return await agent_socket.login(request, request.app[DESK])
+
+
+async def agent_logout(request: web.Request) -> web.Response:
+    return await agent_socket.logout(request, request.app[DESK])
 
 
 async def index(request: web.Request) -> web.Response:
@@ -82,6 +108,9 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/ws/chat", chat_socket)
+    app.router.add_get("/ws/agent", agent_ws)
+    app.router.add_post("/api/agents/login", agent_login)
+    app.router.add_post("/api/agents/logout", agent_logout)
     from handoff.static import add_static_routes
 
     add_static_routes(app, settings)

@@ -11,12 +11,19 @@ import logging
 
 from aiohttp import WSMsgType, web
 
+from handoff.desk import Desk
 from handoff.exceptions import ProtocolError, ResumeRejected
 from handoff.hub import Hub, Subscriber
+from handoff.persistence import BOT, QUEUED, Change
 from handoff.protocol import (
     MAX_FRAME_BYTES,
+    Csat,
     Hello,
+    LeaveQueue,
     MessageIn,
+    OfflineMessage,
+    Ping,
+    TypingIn,
     ack_frame,
     error_frame,
     parse_client_frame,
@@ -43,8 +50,9 @@ def origin_allowed(origin: str | None, own_origin: str, allowed: list[str]) -> b
 class ChatSession:
     """The state of one shopper socket: which conversation it follows."""
 
-    def __init__(self, hub: Hub, ws: web.WebSocketResponse) -> None:
+    def __init__(self, hub: Hub, desk: Desk, ws: web.WebSocketResponse) -> None:
         self.hub = hub
+        self.desk = desk
         self.subscriber = Subscriber(ws, last_seq=0)
         self.conversation_id: str | None = None
 
@@ -61,10 +69,31 @@ class ChatSession:
             frame = parse_client_frame(raw)
             if isinstance(frame, Hello):
                 self._hello(frame)
-            elif isinstance(frame, MessageIn):
-                self._message(frame)
-            else:
+            elif isinstance(frame, Ping):
                 self.subscriber.push_control(pong_frame())
+            else:
+                conversation_id = self.conversation_id
+                if conversation_id is None:
+                    raise ProtocolError(
+                        "not_joined", "Send a hello frame first.", getattr(frame, "client_id", None)
+                    )
+                if isinstance(frame, MessageIn):
+                    self._message(conversation_id, frame)
+                elif isinstance(frame, TypingIn):
+                    self.desk.shopper_typing(conversation_id, frame.on)
+                elif isinstance(frame, OfflineMessage):
+                    self._acknowledge(frame.client_id, self.desk.leave_message(
+                        conversation_id, frame.client_id, frame.email, frame.text
+                    ))
+                elif isinstance(frame, Csat):
+                    self._acknowledge(frame.client_id, self.desk.rate(
+                        conversation_id, frame.client_id, frame.handoff_id, frame.score,
+                        frame.comment,
+                    ))
+                elif isinstance(frame, LeaveQueue):
+                    self._acknowledge(
+                        frame.client_id, self.desk.leave_queue(conversation_id, frame.client_id)
+                    )
         except ProtocolError as error:
             log.info("conversation=%s rejected frame: %s", self.conversation_id, error.code)
             self.subscriber.push_control(error_frame(error))
@@ -94,18 +123,29 @@ class ChatSession:
         )
         self.subscriber.sent_seq = after
         self.hub.subscribe(conversation.id, self.subscriber, after)
+        if conversation.mode == QUEUED:
+            status = self.desk.queue_status(conversation.id)
+            if status is not None:
+                self.subscriber.push_control(status)
         # Anything left unanswered (Rasa was down, the gateway restarted) is retried now.
         self.hub.answer_pending(conversation.id)
 
-    def _message(self, message: MessageIn) -> None:
-        conversation_id = self.conversation_id
-        if conversation_id is None:
-            raise ProtocolError(
-                "not_joined", "Send a hello frame before messages.", message.client_id
-            )
+    def _acknowledge(self, client_id: str, change: Change) -> None:
+        self.subscriber.push_control(
+            ack_frame(client_id, change.events[0].seq, duplicate=not change.new)
+        )
+
+    def _message(self, conversation_id: str, message: MessageIn) -> None:
         store = self.hub.store
         frame: dict[str, object] = {"type": "message", "author": "shopper", "text": message.text}
         if message.payload is not None:
+            conversation = store.get(conversation_id)
+            if conversation is None or conversation.mode != BOT:
+                raise ProtocolError(
+                    "unknown_payload",
+                    "Buttons are for the assistant; a person has this chat, please type.",
+                    message.client_id,
+                )
             # Never trust a client's payload: Rasa would read "/intent{...}" as a
             # prediction with entities. Only buttons the bot offered are accepted.
             if message.payload not in store.recent_buttons(conversation_id):

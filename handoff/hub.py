@@ -14,17 +14,17 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from handoff.exceptions import ProtocolError, RasaUnavailable
-from handoff.persistence import ConversationStore, StoredEvent
+from handoff.persistence import BOT, ConversationStore, StoredEvent
 from handoff.protocol import error_frame, typing_frame
 from handoff.rasa_bridge import RasaBridge, replies_to_frames
 
-__all__ = ["Hub", "Subscriber"]
+__all__ = ["AgentView", "Follower", "Hub", "Subscriber"]
 
 log = logging.getLogger("gateway.hub")
 
@@ -32,16 +32,22 @@ log = logging.getLogger("gateway.hub")
 RETRY_FIRST_DELAY = 1.0
 RETRY_MAX_DELAY = 30.0
 
-#: What the shopper reads when a handoff is requested while no person can take
-#: chats in the gateway yet.
-NO_AGENT_TEXT = (
-    "No one from our team can take chats right now. Please email us at {email} and "
-    "we'll get back to you. I'm still here if I can help with anything else."
-)
+
+
+class Follower(Protocol):
+    """Something that receives a conversation's events: a shopper socket or an agent's view."""
+
+    role: str
+
+    def push_event(self, event: StoredEvent) -> None: ...
+
+    def push_control(self, frame: dict[str, Any]) -> None: ...
 
 
 class Subscriber:
-    """One socket following one conversation."""
+    """One socket and its ordered writer; a shopper socket follows one conversation with it."""
+
+    role = "shopper"
 
     def __init__(self, ws: web.WebSocketResponse, last_seq: int) -> None:
         self.ws = ws
@@ -73,14 +79,37 @@ class Subscriber:
                 return
 
 
+class AgentView:
+    """An agent's socket following one conversation: its events go out wrapped
+    with the conversation id, each once, in order."""
+
+    role = "agent"
+
+    def __init__(self, socket: Subscriber, conversation_id: str, last_seq: int) -> None:
+        self.socket = socket
+        self.conversation_id = conversation_id
+        self.sent_seq = last_seq
+
+    def push_event(self, event: StoredEvent) -> None:
+        if event.seq > self.sent_seq:
+            self.sent_seq = event.seq
+            self.socket.push_control(
+                {"type": "event", "conversation_id": self.conversation_id, "event": event.frame}
+            )
+
+    def push_control(self, frame: dict[str, Any]) -> None:
+        self.socket.push_control({**frame, "conversation_id": self.conversation_id})
+
+
 class Hub:
     """Sockets per conversation, and the bot turns that answer shopper messages."""
 
-    def __init__(self, store: ConversationStore, bridge: RasaBridge, support_email: str) -> None:
+    def __init__(self, store: ConversationStore, bridge: RasaBridge) -> None:
         self.store = store
         self.bridge = bridge
-        self.support_email = support_email
-        self._subscribers: dict[str, set[Subscriber]] = defaultdict(set)
+        #: Called after a bot turn opened a handoff (set by the desk).
+        self.on_handoff: Callable[[str], Awaitable[None]] | None = None
+        self._subscribers: dict[str, set[Follower]] = defaultdict(set)
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: set[asyncio.Task[None]] = set()
         self._retry_delay: dict[str, float] = {}
@@ -88,7 +117,7 @@ class Hub:
 
     # -- subscriptions --------------------------------------------------
 
-    def subscribe(self, conversation_id: str, subscriber: Subscriber, after_seq: int) -> None:
+    def subscribe(self, conversation_id: str, subscriber: Follower, after_seq: int) -> None:
         """Queue what the socket missed, then follow new events.
 
         Both happen without yielding to the event loop, so no event can fall
@@ -98,17 +127,21 @@ class Hub:
             subscriber.push_event(event)
         self._subscribers[conversation_id].add(subscriber)
 
-    def unsubscribe(self, conversation_id: str, subscriber: Subscriber) -> None:
+    def unsubscribe(self, conversation_id: str, subscriber: Follower) -> None:
         followers = self._subscribers.get(conversation_id)
         if followers is not None:
             followers.discard(subscriber)
-            if not followers:
-                del self._subscribers[conversation_id]
+            if not any(f.role == "shopper" for f in followers):
                 # Nobody is waiting: stop retrying; the next hello tries again.
                 handle = self._retry_handles.pop(conversation_id, None)
                 if handle is not None:
                     handle.cancel()
                 self._retry_delay.pop(conversation_id, None)
+            if not followers:
+                del self._subscribers[conversation_id]
+
+    def shopper_online(self, conversation_id: str) -> bool:
+        return any(f.role == "shopper" for f in self._subscribers.get(conversation_id, ()))
 
     def publish(self, conversation_id: str, events: list[StoredEvent]) -> None:
         """Send stored events to every socket following the conversation."""
@@ -116,10 +149,11 @@ class Hub:
             for event in events:
                 subscriber.push_event(event)
 
-    def signal(self, conversation_id: str, frame: dict[str, Any]) -> None:
-        """Send a control frame (not stored, no seq) to every follower."""
+    def signal(self, conversation_id: str, frame: dict[str, Any], role: str | None = None) -> None:
+        """Send a control frame (not stored, no seq) to every follower, or those of one role."""
         for subscriber in self._subscribers.get(conversation_id, ()):
-            subscriber.push_control(frame)
+            if role is None or subscriber.role == role:
+                subscriber.push_control(frame)
 
     # -- bot turns ------------------------------------------------------
 
@@ -147,14 +181,14 @@ class Hub:
         Retries go on while someone follows the conversation; a shopper who
         comes back later gets them answered on their hello.
         """
-        if conversation_id not in self._subscribers or conversation_id in self._retry_handles:
+        if not self.shopper_online(conversation_id) or conversation_id in self._retry_handles:
             return
         delay = self._retry_delay.get(conversation_id, RETRY_FIRST_DELAY)
         self._retry_delay[conversation_id] = min(delay * 2, RETRY_MAX_DELAY)
 
         def fire() -> None:
             self._retry_handles.pop(conversation_id, None)
-            if conversation_id in self._subscribers:
+            if self.shopper_online(conversation_id):
                 self.answer_pending(conversation_id)
 
         self._retry_handles[conversation_id] = asyncio.get_running_loop().call_later(delay, fire)
@@ -163,11 +197,20 @@ class Hub:
         conversation = self.store.get(conversation_id)
         if conversation is None:
             return False
-        if conversation.mode != "bot":
-            self.store.skip_pending(conversation_id, message.seq)
-            return True
         text = message.frame.get("payload") or message.frame["text"]
-        metadata = {"page": conversation.page or {}, "conversation_id": conversation_id}
+        if conversation.mode != BOT:
+            # A person has the chat: the message is theirs. Rasa only records it.
+            self.store.skip_pending(conversation_id, message.seq)
+            try:
+                await self.bridge.record_user_message(conversation_id, text, message.seq)
+            except RasaUnavailable as error:
+                log.warning("conversation=%s seq=%s not recorded in the tracker: %s",
+                            conversation_id, message.seq, error)
+            return True
+        metadata = {
+            "page": conversation.page or {}, "conversation_id": conversation_id,
+            "seq": message.seq,
+        }
         self.signal(conversation_id, typing_frame(True))
         try:
             replies = await self.bridge.send(conversation_id, text, metadata)
@@ -188,21 +231,14 @@ class Hub:
             )
             return False
         frames = replies_to_frames(replies, reply_to=message.seq)
-        frames += [self._no_agent_notice(message.seq) for f in frames if f["type"] == "handoff"]
         events = self.store.answer(conversation_id, message.seq, frames)
         log.info("conversation=%s seq=%s answered with %d events", conversation_id,
                  message.seq, len(events))
         self.publish(conversation_id, events)
         self.signal(conversation_id, typing_frame(False))
+        if self.on_handoff is not None and any(e.frame["type"] == "handoff" for e in events):
+            await self.on_handoff(conversation_id)
         return True
-
-    def _no_agent_notice(self, reply_to: int) -> dict[str, Any]:
-        return {
-            "type": "message",
-            "author": "system",
-            "text": NO_AGENT_TEXT.format(email=self.support_email),
-            "reply_to": reply_to,
-        }
 
     async def close(self) -> None:
         """Wait briefly for running bot turns (their results are stored), then stop them."""
@@ -214,6 +250,7 @@ class Hub:
             for task in pending:
                 task.cancel()
         for followers in list(self._subscribers.values()):
-            for subscriber in list(followers):
-                await subscriber.close()
+            for follower in list(followers):
+                if isinstance(follower, Subscriber):
+                    await follower.close()
 

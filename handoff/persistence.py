@@ -14,13 +14,23 @@ import secrets
 import sqlite3
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
-__all__ = ["Conversation", "ConversationStore", "StoredEvent"]
+__all__ = [
+    "AGENT",
+    "BOT",
+    "QUEUED",
+    "Change",
+    "Conversation",
+    "ConversationStore",
+    "StoredEvent",
+    "hash_token",
+]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -51,7 +61,74 @@ CREATE TABLE IF NOT EXISTS client_messages (
 );
 CREATE INDEX IF NOT EXISTS client_messages_pending
     ON client_messages (conversation_id, bot_state, seq);
+
+-- Live-agent desk. One row per time a conversation was handed to people:
+-- new (context not built yet) -> queued -> assigned -> closed | returned,
+-- or -> offline (the shopper left a message) | left (went back to the bot)
+-- | unstaffed (nobody was online; the shopper was offered the message form).
+CREATE TABLE IF NOT EXISTS handoffs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id),
+    state TEXT NOT NULL DEFAULT 'new',
+    trigger TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    context TEXT,
+    agent_id TEXT,
+    queued_at REAL NOT NULL,
+    assigned_at REAL,
+    first_response_at REAL,
+    alerted_at REAL,
+    offline_offered_at REAL,
+    ended_at REAL,
+    resolution TEXT,
+    csat_score INTEGER,
+    csat_comment TEXT,
+    csat_at REAL
+);
+CREATE INDEX IF NOT EXISTS handoffs_by_state ON handoffs (state, priority, queued_at);
+CREATE INDEX IF NOT EXISTS handoffs_by_conversation ON handoffs (conversation_id, id);
+-- Messages shoppers left when nobody could take the chat.
+CREATE TABLE IF NOT EXISTS tickets (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id),
+    handoff_id INTEGER REFERENCES handoffs(id),
+    email TEXT NOT NULL,
+    message TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'open',
+    created_at REAL NOT NULL
+);
+-- Agents' internal notes: never sent to shoppers, so not in the event log.
+CREATE TABLE IF NOT EXISTS notes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id),
+    agent_id TEXT NOT NULL,
+    agent_name TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    UNIQUE (conversation_id, client_id)
+);
+CREATE TABLE IF NOT EXISTS agents (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL DEFAULT 'agent',
+    capacity INTEGER NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS agent_sessions (
+    token_hash TEXT PRIMARY KEY,
+    agent_id TEXT NOT NULL REFERENCES agents(id),
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
 """
+
+#: Conversation modes: who answers the shopper.
+BOT, QUEUED, AGENT = "bot", "queued", "agent"
 
 
 @dataclass(frozen=True)
@@ -68,8 +145,17 @@ class StoredEvent:
     frame: dict[str, Any]
 
 
-def _hash_token(token: str) -> str:
+def hash_token(token: str) -> str:
+    """Secrets are stored only as their SHA-256: a copied database gives no working tokens."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Change:
+    """What :meth:`ConversationStore.apply` stored, and whether it was new."""
+
+    events: list[StoredEvent]
+    new: bool
 
 
 class ConversationStore:
@@ -102,7 +188,7 @@ class ConversationStore:
         self.db.table("conversations").insert(
             {
                 "id": conversation_id,
-                "token_hash": _hash_token(token),
+                "token_hash": hash_token(token),
                 "mode": "bot",
                 "page": json.dumps(page) if page else None,
                 "last_seq": 0,
@@ -115,7 +201,7 @@ class ConversationStore:
     def authenticate(self, conversation_id: str, token: str) -> Conversation | None:
         """The conversation if ``token`` is its resume token, else ``None``."""
         row = self._row(conversation_id)
-        if row is None or not hmac.compare_digest(row["token_hash"], _hash_token(token)):
+        if row is None or not hmac.compare_digest(row["token_hash"], hash_token(token)):
             return None
         return self._conversation(row)
 
@@ -153,19 +239,22 @@ class ConversationStore:
         Returns the stored event and whether it was new; a repeat returns the
         first copy's event so the client gets the same ``seq`` back.
         """
-        with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT seq FROM client_messages WHERE conversation_id = ? AND client_id = ?",
-                [conversation_id, client_id],
-            ).fetchone()
-            if row is not None:
-                return self._event(conn, conversation_id, row[0]), False
-            event = self._append(conn, conversation_id, {**frame, "client_id": client_id})
-            conn.execute(
-                "INSERT INTO client_messages (conversation_id, client_id, seq) VALUES (?, ?, ?)",
-                [conversation_id, client_id, event.seq],
-            )
-            return event, True
+        change = self.apply(
+            conversation_id, [{**frame, "client_id": client_id}],
+            client_id=client_id, bot_state="pending",
+        )
+        assert change is not None  # no guard, so always a change
+        return change.events[0], change.new
+
+    def client_event(self, conversation_id: str, client_id: str) -> StoredEvent | None:
+        """The event a client message with this id was stored as, if it was."""
+        row = self.db.execute(
+            "SELECT e.seq, e.body FROM client_messages m JOIN events e "
+            "ON e.conversation_id = m.conversation_id AND e.seq = m.seq "
+            "WHERE m.conversation_id = ? AND m.client_id = ?",
+            [conversation_id, client_id],
+        ).fetchone()
+        return None if row is None else StoredEvent(row[0], json.loads(row[1]))
 
     def events_after(self, conversation_id: str, seq: int) -> list[StoredEvent]:
         """Every event with a ``seq`` above ``seq``, in order: what a resuming client missed."""
@@ -204,14 +293,41 @@ class ConversationStore:
     def answer(
         self, conversation_id: str, message_seq: int, replies: list[dict[str, Any]]
     ) -> list[StoredEvent]:
-        """Store the bot's replies to one shopper message and mark it answered, atomically."""
+        """Store the bot's replies to one shopper message and mark it answered, atomically.
+
+        If a person took the chat while Rasa was thinking, the replies are
+        dropped (the bot never talks over an agent) and the message is marked
+        skipped. A ``handoff`` reply opens a ``new`` handoff and puts the
+        conversation in the queue in the same transaction, so a crash cannot
+        lose the request.
+        """
         with self._transaction() as conn:
+            (mode,) = conn.execute(
+                "SELECT mode FROM conversations WHERE id = ?", [conversation_id]
+            ).fetchone()
+            if mode != BOT:
+                conn.execute(
+                    "UPDATE client_messages SET bot_state = 'skipped' "
+                    "WHERE conversation_id = ? AND seq = ?",
+                    [conversation_id, message_seq],
+                )
+                return []
             events = [self._append(conn, conversation_id, frame) for frame in replies]
             conn.execute(
                 "UPDATE client_messages SET bot_state = 'done' "
                 "WHERE conversation_id = ? AND seq = ?",
                 [conversation_id, message_seq],
             )
+            handoff = next((f for f in replies if f["type"] == "handoff"), None)
+            if handoff is not None:
+                conn.execute(
+                    "INSERT INTO handoffs (conversation_id, state, trigger, reason, queued_at) "
+                    "VALUES (?, 'new', ?, ?, ?)",
+                    [conversation_id, handoff["trigger"], handoff["reason"], time.time()],
+                )
+                conn.execute(
+                    "UPDATE conversations SET mode = ? WHERE id = ?", [QUEUED, conversation_id]
+                )
             return events
 
     def skip_pending(self, conversation_id: str, message_seq: int) -> None:
@@ -221,6 +337,52 @@ class ConversationStore:
             "WHERE conversation_id = ? AND seq = ?",
             [conversation_id, message_seq],
         )
+
+    # -- state changes with their events ------------------------------------
+
+    def apply(
+        self,
+        conversation_id: str,
+        frames: list[dict[str, Any]],
+        *,
+        updates: Sequence[tuple[str, list[Any]]] = (),
+        mode: str | None = None,
+        guard: tuple[str, list[Any]] | None = None,
+        client_id: str | None = None,
+        bot_state: str = "none",
+    ) -> Change | None:
+        """Change state and store the events announcing it, in one transaction.
+
+        ``guard`` is a query that must return a row, or nothing happens and
+        ``None`` is returned (someone else changed the state first: two agents
+        claiming one chat). ``client_id`` makes the change idempotent: a repeat
+        returns the first change's events with ``new=False``; ``bot_state``
+        says whether the bot still has to answer that client message.
+        """
+        with self._transaction() as conn:
+            if client_id is not None:
+                row = conn.execute(
+                    "SELECT seq FROM client_messages WHERE conversation_id = ? AND client_id = ?",
+                    [conversation_id, client_id],
+                ).fetchone()
+                if row is not None:
+                    return Change([self._event(conn, conversation_id, row[0])], new=False)
+            if guard is not None and conn.execute(*guard).fetchone() is None:
+                return None
+            for sql, params in updates:
+                conn.execute(sql, params)
+            if mode is not None:
+                conn.execute(
+                    "UPDATE conversations SET mode = ? WHERE id = ?", [mode, conversation_id]
+                )
+            events = [self._append(conn, conversation_id, frame) for frame in frames]
+            if client_id is not None:
+                conn.execute(
+                    "INSERT INTO client_messages (conversation_id, client_id, seq, bot_state) "
+                    "VALUES (?, ?, ?, ?)",
+                    [conversation_id, client_id, events[0].seq, bot_state],
+                )
+            return Change(events, new=True)
 
     # -- internals --------------------------------------------------------
 

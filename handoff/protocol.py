@@ -19,13 +19,20 @@ __all__ = [
     "MAX_TEXT_BYTES",
     "Button",
     "ClientFrame",
+    "Csat",
     "Hello",
+    "LeaveQueue",
     "MessageIn",
+    "OfflineMessage",
     "Page",
     "Ping",
+    "ShopperFrame",
+    "TypingIn",
     "ack_frame",
+    "check_text",
     "error_frame",
     "parse_client_frame",
+    "parse_frame",
     "pong_frame",
     "typing_frame",
     "welcome_frame",
@@ -89,14 +96,56 @@ class Ping(_Frame):
     type: Literal["ping"]
 
 
+class TypingIn(_Frame):
+    """The shopper started or stopped typing (shown to the agent who has the chat)."""
+
+    type: Literal["typing"]
+    on: bool
+
+
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+Email = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=254, pattern=EMAIL_PATTERN)
+]
+
+
+class OfflineMessage(_Frame):
+    """A message left for the team when nobody could take the chat."""
+
+    type: Literal["offline_message"]
+    client_id: ClientId
+    email: Email
+    text: str
+
+
+class Csat(_Frame):
+    """The shopper's rating of the agent's help, after the agent closed the chat."""
+
+    type: Literal["csat"]
+    client_id: ClientId
+    handoff_id: int = Field(ge=1)
+    score: int = Field(ge=1, le=5)
+    comment: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+class LeaveQueue(_Frame):
+    """The shopper stops waiting for a person and goes back to the bot."""
+
+    type: Literal["leave_queue"]
+    client_id: ClientId
+
+
 class Button(_Frame):
     title: str
     payload: str
 
 
-ClientFrame = Annotated[Hello | MessageIn | Ping, Field(discriminator="type")]
-_client_frame: TypeAdapter[Hello | MessageIn | Ping] = TypeAdapter(ClientFrame)
-_KNOWN_TYPES = ("hello", "message", "ping")
+ShopperFrame = Hello | MessageIn | Ping | TypingIn | OfflineMessage | Csat | LeaveQueue
+ClientFrame = Annotated[ShopperFrame, Field(discriminator="type")]
+_client_frame: TypeAdapter[ShopperFrame] = TypeAdapter(ClientFrame)
+_KNOWN_TYPES = (
+    "hello", "message", "ping", "typing", "offline_message", "csat", "leave_queue",
+)
 
 
 def _describe(error: ValidationError) -> str:
@@ -110,12 +159,22 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_client_frame(raw: str | bytes) -> Hello | MessageIn | Ping:
+def parse_client_frame(raw: str | bytes) -> ShopperFrame:
     """Validate one frame from a shopper's socket, or raise :class:`ProtocolError`.
 
     The error's ``reason`` says what to fix; its ``client_id`` is set when the
     frame had a readable one, so the client can tell which message failed.
     """
+    frame: ShopperFrame = parse_frame(raw, _client_frame, _KNOWN_TYPES)
+    if isinstance(frame, MessageIn):
+        check_text(frame.text, frame.client_id, allow_empty=frame.payload is not None)
+    elif isinstance(frame, OfflineMessage):
+        check_text(frame.text, frame.client_id)
+    return frame
+
+
+def parse_frame(raw: str | bytes, adapter: TypeAdapter[Any], known_types: tuple[str, ...]) -> Any:
+    """Decode and validate one JSON frame against ``adapter``; errors name what to fix."""
     if isinstance(raw, bytes):
         raise ProtocolError("bad_frame", "Frames must be JSON text, not binary.")
     try:
@@ -126,31 +185,29 @@ def parse_client_frame(raw: str | bytes) -> Hello | MessageIn | Ping:
         raise ProtocolError("bad_frame", "Frame must be a JSON object with a 'type'.")
     client_id = data.get("client_id") if isinstance(data.get("client_id"), str) else None
     kind = data.get("type")
-    if kind not in _KNOWN_TYPES:
+    if kind not in known_types:
         raise ProtocolError(
             "unknown_type",
-            f"Unknown frame type {kind!r}; expected one of: {', '.join(_KNOWN_TYPES)}.",
+            f"Unknown frame type {kind!r}; expected one of: {', '.join(known_types)}.",
             client_id,
         )
     try:
-        frame = _client_frame.validate_python(data)
+        return adapter.validate_python(data)
     except ValidationError as error:
         reason = f"Invalid {kind} frame: {_describe(error)}."
         raise ProtocolError("bad_frame", reason, client_id) from None
-    if isinstance(frame, MessageIn):
-        _check_text(frame)
-    return frame
 
 
-def _check_text(frame: MessageIn) -> None:
-    if not frame.text.strip() and frame.payload is None:
-        raise ProtocolError("empty_text", "Message text is empty.", frame.client_id)
-    size = len(frame.text.encode("utf-8"))
+def check_text(text: str, client_id: str | None, allow_empty: bool = False) -> None:
+    """Message text rules shared by shoppers and agents: not blank, at most MAX_TEXT_BYTES."""
+    if not text.strip() and not allow_empty:
+        raise ProtocolError("empty_text", "Message text is empty.", client_id)
+    size = len(text.encode("utf-8"))
     if size > MAX_TEXT_BYTES:
         raise ProtocolError(
             "text_too_long",
             f"Message is {size} bytes; the limit is {MAX_TEXT_BYTES}. Send it in shorter parts.",
-            frame.client_id,
+            client_id,
         )
 
 

@@ -77,15 +77,48 @@ class RasaBridge:
         Raises :class:`RasaUnavailable` when Rasa cannot be reached or fails.
         """
         body = {"sender": sender, "message": text, "metadata": metadata}
+        replies: list[Any] = await self._api("POST", "/webhooks/rest/webhook", body, {})
+        return replies
+
+    async def tracker(self, sender: str) -> dict[str, Any]:
+        """The conversation's tracker (events and slots) from Rasa's HTTP API."""
+        tracker: dict[str, Any] = await self._api("GET", f"/conversations/{sender}/tracker", None,
+                               {"include_events": "ALL"})
+        return tracker
+
+    async def parse(self, text: str) -> dict[str, Any]:
+        """What the NLU makes of ``text``, without running the dialogue."""
+        parsed: dict[str, Any] = await self._api("POST", "/model/parse", {"text": text}, {})
+        return parsed
+
+    async def append_events(self, sender: str, events: list[dict[str, Any]]) -> None:
+        """Add events to the tracker without predicting anything (no bot reply)."""
+        await self._api("POST", f"/conversations/{sender}/tracker/events", events, {})
+
+    async def record_user_message(self, sender: str, text: str, seq: int) -> None:
+        """Put a message the shopper sent to a person into Rasa's tracker as a user event.
+
+        The NLU reading is attached so the tracker stays a faithful record; no
+        action runs, so the bot says nothing.
+        """
+        parse_data = await self.parse(text)
+        await self.append_events(sender, [{
+            "event": "user", "text": text, "parse_data": parse_data,
+            "input_channel": "rest", "metadata": {"seq": seq, "to": "agent"},
+        }])
+
+    async def _api(
+        self, method: str, path: str, body: object, params: dict[str, str]
+    ) -> Any:
+        query = {**params, **({"token": self._token} if self._token else {})}
         try:
-            async with self._session.post(
-                f"{self._rasa_url}/webhooks/rest/webhook", json=body, timeout=self._timeout
+            async with self._session.request(
+                method, f"{self._rasa_url}{path}", json=body, params=query, timeout=self._timeout
             ) as response:
                 if response.status != 200:
                     detail = (await response.text())[:200]
                     raise RasaUnavailable(f"Rasa answered HTTP {response.status}: {detail}")
-                replies: list[Any] = await response.json()
-                return replies
+                return await response.json()
         except (TimeoutError, aiohttp.ClientError, ValueError) as error:
             raise RasaUnavailable(f"Rasa is not reachable: {error!r}") from error
 

@@ -88,6 +88,76 @@ def eval_nlu(data: Path, model: Path | None, as_json: bool) -> None:
         click.echo(json.dumps(report))
 
 
+@cli.group()
+def agents() -> None:
+    """Accounts for the agent console."""
+
+
+def _agent_store(settings: Settings) -> Any:
+    from handoff.agents import AgentStore
+    from handoff.persistence import ConversationStore
+
+    return AgentStore(ConversationStore(settings.gateway_db))
+
+
+@agents.command(name="add")
+@click.argument("email")
+@click.option("--name", required=True, help="The name shoppers see when this agent joins.")
+@click.option("--capacity", type=click.IntRange(1, 100), default=None,
+              help="Chats at once (default: SHOPCHAT_AGENT_CAPACITY, 3).")
+@click.option("--role", type=click.Choice(["agent", "admin"]), default="agent", show_default=True,
+              help="Admins may open any conversation.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from standard input instead of prompting.")
+def agents_add(email: str, name: str, capacity: int | None, role: str,
+               password_stdin: bool) -> None:
+    """Create an agent who can sign in to /console/ (password hashed with Argon2id)."""
+    from handoff.agents import AgentError
+
+    settings = _settings()
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        agent = _agent_store(settings).add(
+            email, name, password, capacity=capacity or settings.agent_capacity, role=role
+        )
+    except AgentError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Added {agent.role} {agent.name} <{agent.email}> (id {agent.id}, "
+               f"{agent.capacity} chats at once).")
+
+
+@agents.command(name="list")
+def agents_list() -> None:
+    """Every agent account."""
+    table = Table(title="Agents")
+    for column in ("id", "name", "email", "role", "capacity"):
+        table.add_column(column)
+    for agent in _agent_store(_settings()).all():
+        table.add_row(agent.id, agent.name, agent.email, agent.role, str(agent.capacity))
+    Console().print(table)
+
+
+@agents.command(name="passwd")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+def agents_passwd(email: str, password_stdin: bool) -> None:
+    """Set a new password (signs the agent out everywhere)."""
+    from handoff.agents import AgentError
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        _agent_store(_settings()).set_password(email, password)
+    except AgentError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Password changed for {email}; their open sessions were ended.")
+
+
 def main() -> None:
     try:
         cli(standalone_mode=False)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,14 +136,103 @@ class ChatClient:
 @pytest.fixture
 def chat(gateway: Gateway) -> Callable[..., Any]:
     """Open shopper sockets to the in-process gateway: ``async with chat() as client``."""
-    from contextlib import asynccontextmanager
-
     @asynccontextmanager
     async def open_chat(**headers: str) -> AsyncIterator[ChatClient]:
         async with connect(gateway.url, additional_headers=headers or None) as ws:
             yield ChatClient(ws)
 
     return open_chat
+
+
+class AgentClient:
+    """An agent's console socket speaking the agent side of docs/protocol.md, for tests."""
+
+    def __init__(self, ws: ClientConnection, token: str) -> None:
+        self.ws = ws
+        self.token = token
+        self.welcome: dict[str, Any] = {}
+        self.backlog: list[dict[str, Any]] = []
+        self._n = 0
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps(frame))
+
+    async def recv(self, timeout: float = 30) -> dict[str, Any]:
+        import asyncio
+
+        if self.backlog:
+            return self.backlog.pop(0)
+        frame: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        return frame
+
+    async def expect(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30
+    ) -> dict[str, Any]:
+        """The first frame that matches; frames before it are kept for later ``expect`` calls."""
+        import asyncio
+
+        for i, frame in enumerate(self.backlog):
+            if predicate(frame):
+                return self.backlog.pop(i)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            frame = json.loads(await asyncio.wait_for(self.ws.recv(), max(remaining, 0.01)))
+            if predicate(frame):
+                return frame
+            self.backlog.append(frame)
+
+    async def do(self, kind: str, **fields: Any) -> None:
+        await self.send({"type": kind, **fields})
+
+    async def reply(self, conversation_id: str, text: str, client_id: str | None = None) -> str:
+        self._n += 1
+        client_id = client_id or f"a{self._n}-{time.monotonic_ns()}"
+        await self.do("message", conversation_id=conversation_id, client_id=client_id, text=text)
+        return client_id
+
+
+async def agent_login(http: str, email: str, password: str) -> str:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{http}/api/agents/login", json={"email": email, "password": password}
+    ) as response:
+        assert response.status == 200, await response.text()
+        token: str = (await response.json())["token"]
+        return token
+
+
+def add_agent(settings: Settings, email: str, name: str, capacity: int = 3,
+              role: str = "agent") -> None:
+    from handoff.agents import AgentStore
+    from handoff.persistence import ConversationStore
+
+    store = ConversationStore(settings.gateway_db)
+    try:
+        AgentStore(store).add(email, name, AGENT_PASSWORD, capacity=capacity, role=role)
+    finally:
+        store.close()
+
+
+AGENT_PASSWORD = "correct horse battery"
+
+
+@asynccontextmanager
+async def agent_console(
+    http: str, email: str, presence: str = "online"
+) -> AsyncIterator[AgentClient]:
+    """A signed-in agent socket (past its welcome and first state frames)."""
+    token = await agent_login(http, email, AGENT_PASSWORD)
+    url = http.replace("http://", "ws://") + "/ws/agent"
+    async with connect(url) as ws:
+        client = AgentClient(ws, token)
+        await client.do("auth", token=token)
+        client.welcome = await client.expect(lambda f: f["type"] == "welcome")
+        await client.expect(lambda f: f["type"] == "state")
+        if presence != "online":
+            await client.do("presence", status=presence)
+        yield client
 
 
 def is_bot_message(frame: dict[str, Any]) -> bool:
@@ -153,4 +243,15 @@ def bot_texts(frames: list[dict[str, Any]]) -> list[str]:
     return [f["text"] for f in frames if is_bot_message(f)]
 
 
-__all__ = ["ChatClient", "Gateway", "bot_texts", "free_port", "is_bot_message"]
+__all__ = [
+    "AGENT_PASSWORD",
+    "AgentClient",
+    "ChatClient",
+    "Gateway",
+    "add_agent",
+    "agent_console",
+    "agent_login",
+    "bot_texts",
+    "free_port",
+    "is_bot_message",
+]

@@ -1,0 +1,117 @@
+"""The agents' entry points: ``POST /api/agents/login`` and the ``/ws/agent`` socket.
+
+An agent signs in with email and password and gets a session token; the
+console then opens ``/ws/agent`` and sends ``{"type": "auth", "token": ...}``
+as its first frame (tokens stay out of URLs and access logs). Without a valid,
+unexpired token the socket gets an ``unauthorized`` error and is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiohttp import WSMsgType, web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from handoff.agent_protocol import Auth, parse_agent_frame
+from handoff.desk import AgentConnection, Desk
+from handoff.exceptions import ProtocolError
+from handoff.hub import Subscriber
+from handoff.protocol import error_frame
+
+__all__ = ["AUTH_TIMEOUT", "UNAUTHORIZED_CLOSE", "agent_socket", "login", "logout"]
+
+log = logging.getLogger("gateway.agents")
+
+#: Seconds a new agent socket has to send its ``auth`` frame.
+AUTH_TIMEOUT = 10.0
+#: Websocket close code for a refused or expired sign-in (4000-4999 are the application's).
+UNAUTHORIZED_CLOSE = 4401
+
+
+class LoginBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else None
+
+
+async def login(request: web.Request, desk: Desk) -> web.Response:
+    try:
+        body = LoginBody.model_validate(await request.json())
+    except (ValueError, ValidationError):
+        return web.json_response(
+            {"error": "Send JSON with 'email' and 'password'."}, status=400
+        )
+    lifetime = desk.settings.agent_session_hours * 3600
+    # Argon2 is deliberately slow: verify off the event loop so chats keep flowing.
+    session = await asyncio.to_thread(desk.accounts.login, body.email, body.password, lifetime)
+    if session is None:
+        log.info("failed sign-in for %s", body.email)
+        return web.json_response({"error": "Wrong email or password."}, status=401)
+    agent = session.agent
+    return web.json_response({
+        "token": session.token,
+        "expires_at": session.expires_at,
+        "agent": {"id": agent.id, "name": agent.name, "email": agent.email, "role": agent.role,
+                  "capacity": agent.capacity},
+    })
+
+
+async def logout(request: web.Request, desk: Desk) -> web.Response:
+    token = _bearer(request)
+    if token:
+        desk.accounts.logout(token)
+    return web.json_response({"ok": True})
+
+
+async def _refuse(ws: web.WebSocketResponse, reason: str) -> None:
+    await ws.send_json(error_frame(ProtocolError("unauthorized", reason)))
+    await ws.close(code=UNAUTHORIZED_CLOSE, message=b"unauthorized")
+
+
+async def agent_socket(ws: web.WebSocketResponse, desk: Desk) -> None:
+    """Serve one prepared agent socket until it closes."""
+    try:
+        first = await ws.receive(timeout=AUTH_TIMEOUT)
+    except TimeoutError:
+        await _refuse(ws, "Send an auth frame with your session token first.")
+        return
+    if first.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+        return
+    try:
+        frame = parse_agent_frame(first.data)
+    except ProtocolError:
+        frame = None
+    if not isinstance(frame, Auth):
+        await _refuse(ws, "Send an auth frame with your session token first.")
+        return
+    session = desk.accounts.authenticate(frame.token)
+    if session is None:
+        await _refuse(ws, "Your session is missing, wrong or expired. Sign in again.")
+        return
+    connection = AgentConnection(session.agent, Subscriber(ws, 0), session.expires_at)
+    desk.connect(connection)
+    expired = False
+    try:
+        async for message in ws:
+            if message.type == WSMsgType.ERROR:
+                break
+            if time.time() >= connection.expires_at:
+                expired = True
+                break
+            try:
+                await desk.handle(connection, parse_agent_frame(message.data))
+            except ProtocolError as error:
+                connection.send(error_frame(error))
+    finally:
+        desk.disconnect(connection)
+        await connection.socket.close()
+    if expired:
+        await _refuse(ws, "Your session expired. Sign in again.")

@@ -1,0 +1,107 @@
+"""Routing decisions for the live-agent queue, as pure functions.
+
+Who gets the next chat, in which order chats leave the queue, and how long a
+shopper should expect to wait. The desk (:mod:`handoff.desk`) applies them;
+keeping them free of I/O lets the rules be tested one by one.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ONLINE",
+    "PRESENCES",
+    "AgentLoad",
+    "QueuedChat",
+    "estimate_wait",
+    "handle_time",
+    "pick_agent",
+    "priority_for",
+    "queue_order",
+]
+
+ONLINE, AWAY, OFFLINE = "online", "away", "offline"
+PRESENCES = (ONLINE, AWAY, OFFLINE)
+
+#: Chats from the checkout come first: a shopper stuck there is a sale about to be lost.
+PAGE_PRIORITY = {"checkout": 20, "cart": 10}
+#: A cart with something in it is worth a little more than an empty one.
+CART_PRIORITY = 5
+#: Unhappy shoppers are seen before curious ones.
+TRIGGER_PRIORITY = {"complaint": 5, "verification_failed": 3}
+
+
+@dataclass(frozen=True)
+class AgentLoad:
+    """An agent as routing sees them."""
+
+    id: str
+    presence: str
+    capacity: int
+    load: int
+    #: When they were last given a chat (0 if never): ties go to who waited longest.
+    last_assigned_at: float = 0.0
+
+    @property
+    def free(self) -> int:
+        return max(0, self.capacity - self.load)
+
+
+@dataclass(frozen=True)
+class QueuedChat:
+    handoff_id: int
+    conversation_id: str
+    priority: int
+    queued_at: float
+
+
+def priority_for(page: Mapping[str, Any] | None, trigger: str) -> int:
+    """Queue priority from where the shopper is and why they need a person."""
+    page = page or {}
+    score = PAGE_PRIORITY.get(str(page.get("type") or ""), 0)
+    cart = page.get("cart")
+    if isinstance(cart, Mapping) and cart.get("items"):
+        score += CART_PRIORITY
+    return score + TRIGGER_PRIORITY.get(trigger, 0)
+
+
+def queue_order(chats: Iterable[QueuedChat]) -> list[QueuedChat]:
+    """Highest priority first; first come, first served within a priority."""
+    return sorted(chats, key=lambda c: (-c.priority, c.queued_at, c.handoff_id))
+
+
+def pick_agent(agents: Iterable[AgentLoad]) -> AgentLoad | None:
+    """The least-busy online agent with a free seat; ``None`` if nobody can take a chat.
+
+    "Least busy" is relative to capacity (2 of 5 is less busy than 1 of 2);
+    ties go to the agent who has gone longest without a new chat.
+    """
+    candidates = [a for a in agents if a.presence == ONLINE and a.free > 0]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda a: (a.load / a.capacity, a.last_assigned_at, a.id))
+
+
+def handle_time(durations: Sequence[float], default: float, min_samples: int = 5) -> float:
+    """Typical length of an agent chat: the median of recent ones, once there are enough."""
+    if len(durations) < min_samples:
+        return default
+    return float(statistics.median(durations))
+
+
+def estimate_wait(position: int, agents: Iterable[AgentLoad], handle_seconds: float) -> float:
+    """Seconds until the chat at ``position`` (1 = next) is likely picked up.
+
+    A seat frees up every ``handle_seconds / seats`` on average, where seats
+    are the online agents' capacities; the chat needs ``position`` of them.
+    With nobody online there is no estimate (``inf``).
+    """
+    seats = sum(a.capacity for a in agents if a.presence == ONLINE)
+    if seats == 0:
+        return math.inf
+    return position * handle_seconds / seats
