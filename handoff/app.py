@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from bot.settings import Settings
 from handoff import agent_socket
@@ -23,6 +24,8 @@ __all__ = ["DESK", "HUB", "SETTINGS", "create_app"]
 log = logging.getLogger("gateway")
 
 SETTINGS = web.AppKey("settings", Settings)
+#: Every open websocket, so a shutdown can tell clients to reconnect (1001 going away).
+SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
 HUB = web.AppKey("hub", Hub)
 DESK = web.AppKey("desk", Desk)
 
@@ -44,6 +47,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await hub.close()
     await session.close()
     store.close()
+
+
+async def _close_sockets(app: web.Application) -> None:
+    sockets = app[SOCKETS]
+    for ws in [*sockets]:
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -69,6 +78,7 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
         )
     ws = websocket_response()
     await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
     session = ChatSession(request.app[HUB], request.app[DESK], ws)
     try:
         await session.run(ws)
@@ -84,6 +94,7 @@ async def agent_ws(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="The agent console only works from the gateway's own origin.")
     ws = websocket_response()
     await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
     await agent_socket.agent_socket(ws, request.app[DESK])
     return ws
 
@@ -104,6 +115,8 @@ def create_app(settings: Settings) -> web.Application:
     """The gateway app. Opens nothing until it starts (see ``cleanup_ctx``)."""
     app = web.Application()
     app[SETTINGS] = settings
+    app[SOCKETS] = weakref.WeakSet[web.WebSocketResponse]()
+    app.on_shutdown.append(_close_sockets)
     app.cleanup_ctx.append(_resources)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)

@@ -30,7 +30,16 @@ from bot.settings import Settings
 from shopchat.rasa_env import rasa_env, rasa_executable
 from shopchat.training import current_model
 
-__all__ = ["ProcessSpec", "StackHandle", "free_port", "plan", "spawn", "up", "wait_until_healthy"]
+__all__ = [
+    "ProcessSpec",
+    "StackHandle",
+    "free_port",
+    "plan",
+    "settings_env",
+    "spawn",
+    "up",
+    "wait_until_healthy",
+]
 
 
 #: honcho's exit code after SIGINT.
@@ -49,18 +58,7 @@ def plan(settings: Settings, token: str, model: Path) -> list[ProcessSpec]:
     root = settings.project_dir
     settings.var_path.mkdir(parents=True, exist_ok=True)
     python = sys.executable
-    shared = {
-        "SHOPCHAT_RASA_TOKEN": token,
-        "SHOPCHAT_RASA_PORT": str(settings.rasa_port),
-        "SHOPCHAT_ACTION_PORT": str(settings.action_port),
-        "SHOPCHAT_PORT": str(settings.port),
-        "SHOPCHAT_HOST": settings.host,
-        "SHOPCHAT_VAR_DIR": str(settings.var_path),
-        "SHOPCHAT_MODELS_DIR": str(settings.models_path),
-        "SHOPCHAT_LOG_LEVEL": settings.log_level,
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
+    shared = settings_env(settings, token)
     rasa = ProcessSpec(
         "rasa",
         [
@@ -86,6 +84,22 @@ def plan(settings: Settings, token: str, model: Path) -> list[ProcessSpec]:
     )
     gateway = ProcessSpec("gateway", [python, "-m", "handoff"], shared)
     return [rasa, actions, gateway]
+
+
+def settings_env(settings: Settings, token: str) -> dict[str, str]:
+    """The environment that gives a child process (gateway, actions) these settings."""
+    return {
+        "SHOPCHAT_RASA_TOKEN": token,
+        "SHOPCHAT_RASA_PORT": str(settings.rasa_port),
+        "SHOPCHAT_ACTION_PORT": str(settings.action_port),
+        "SHOPCHAT_PORT": str(settings.port),
+        "SHOPCHAT_HOST": settings.host,
+        "SHOPCHAT_VAR_DIR": str(settings.var_path),
+        "SHOPCHAT_MODELS_DIR": str(settings.models_path),
+        "SHOPCHAT_LOG_LEVEL": settings.log_level,
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def wait_until_healthy(url: str, timeout: float, stop: threading.Event | None = None) -> bool:
