@@ -1,6 +1,9 @@
-"""The pages and scripts the gateway serves: ``/widget.js`` and the demo shop at ``/demo/``."""
+"""The pages and scripts the gateway serves: ``/widget.js``, the demo shop at ``/demo/``
+and the agent console at ``/console/``."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from aiohttp import web
 
@@ -22,6 +25,20 @@ def add_static_routes(app: web.Application, settings: Settings) -> None:
     async def demo_index(request: web.Request) -> web.FileResponse:
         return web.FileResponse(widget_dir / "demo" / "index.html")
 
+    console_dir = Path(__file__).parent / "static" / "console"
+
+    async def console_index(request: web.Request) -> web.FileResponse:
+        response = web.FileResponse(console_dir / "index.html")
+        # The console page itself is never cached: a deploy must reach agents at once.
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    async def console_redirect(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/console/")
+
+    app.router.add_get("/console", console_redirect)
+    app.router.add_get("/console/", console_index)
+    app.router.add_static("/console/", console_dir)
     app.router.add_get("/widget.js", widget)
     app.router.add_get("/demo/", demo_index)
     app.router.add_static("/demo/", widget_dir / "demo")
