@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from handoff.persistence import AGENT, BOT, QUEUED, Change, ConversationStore
+from handoff.routing import queue_order
 
 __all__ = ["DeskStore", "Handoff", "Note", "Ticket"]
 
@@ -135,7 +136,8 @@ class DeskStore:
         return self._handoffs("state = 'new'", [])
 
     def queued(self) -> list[Handoff]:
-        return self._handoffs("state = 'queued'", [], "priority DESC, queued_at, id")
+        """Waiting chats, in the order they leave the queue."""
+        return queue_order(self._handoffs("state = 'queued'", []))
 
     def assigned(self, agent_id: str | None = None) -> list[Handoff]:
         if agent_id is None:

@@ -11,13 +11,13 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 __all__ = [
     "ONLINE",
     "PRESENCES",
     "AgentLoad",
-    "QueuedChat",
+    "Queued",
     "estimate_wait",
     "handle_time",
     "pick_agent",
@@ -52,12 +52,20 @@ class AgentLoad:
         return max(0, self.capacity - self.load)
 
 
-@dataclass(frozen=True)
-class QueuedChat:
-    handoff_id: int
-    conversation_id: str
-    priority: int
-    queued_at: float
+class Queued(Protocol):
+    """A waiting chat as routing sees it (a handoff row)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def priority(self) -> int: ...
+
+    @property
+    def queued_at(self) -> float: ...
+
+
+QueuedT = TypeVar("QueuedT", bound=Queued)
 
 
 def priority_for(page: Mapping[str, Any] | None, trigger: str) -> int:
@@ -70,9 +78,9 @@ def priority_for(page: Mapping[str, Any] | None, trigger: str) -> int:
     return score + TRIGGER_PRIORITY.get(trigger, 0)
 
 
-def queue_order(chats: Iterable[QueuedChat]) -> list[QueuedChat]:
+def queue_order(chats: Iterable[QueuedT]) -> list[QueuedT]:
     """Highest priority first; first come, first served within a priority."""
-    return sorted(chats, key=lambda c: (-c.priority, c.queued_at, c.handoff_id))
+    return sorted(chats, key=lambda c: (-c.priority, c.queued_at, c.id))
 
 
 def pick_agent(agents: Iterable[AgentLoad]) -> AgentLoad | None:

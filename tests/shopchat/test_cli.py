@@ -45,3 +45,49 @@ def test_bad_configuration_is_reported_without_a_traceback() -> None:
     assert completed.returncode == 1
     assert "Bad configuration" in completed.stderr and "port" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def _shopchat(*args: str, var: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = {**os.environ, "SHOPCHAT_VAR_DIR": str(var)}
+    return subprocess.run([SHOPCHAT, *args], input=stdin, capture_output=True, text=True,
+                          check=False, env=env)
+
+
+def test_agents_add_then_list_then_sign_in_with_the_password(tmp_path: Path) -> None:
+    from handoff.agents import AgentStore
+    from handoff.persistence import ConversationStore
+
+    added = _shopchat("agents", "add", "kim@shop.example", "--name", "Kim", "--capacity", "4",
+                      "--password-stdin", var=tmp_path, stdin="kims long password\n")
+    assert added.returncode == 0, added.stderr
+    assert "Kim <kim@shop.example>" in added.stdout and "4 chats at once" in added.stdout
+    listed = _shopchat("agents", "list", var=tmp_path)
+    assert "kim@shop.example" in listed.stdout
+    store = ConversationStore(tmp_path / "gateway.db")
+    try:
+        assert AgentStore(store).login("kim@shop.example", "kims long password", 60) is not None
+    finally:
+        store.close()
+    again = _shopchat("agents", "add", "kim@shop.example", "--name", "Kim",
+                      "--password-stdin", var=tmp_path, stdin="kims long password\n")
+    assert again.returncode == 1 and "exists already" in again.stderr
+    assert "Traceback" not in again.stderr
+
+
+def test_agents_add_refuses_a_short_password(tmp_path: Path) -> None:
+    result = _shopchat("agents", "add", "lee@shop.example", "--name", "Lee",
+                       "--password-stdin", var=tmp_path, stdin="short\n")
+    assert result.returncode == 1 and "at least 10 characters" in result.stderr
+
+
+def test_agents_passwd_changes_the_password(tmp_path: Path) -> None:
+    _shopchat("agents", "add", "max@shop.example", "--name", "Max", "--password-stdin",
+              var=tmp_path, stdin="first long password\n")
+    changed = _shopchat("agents", "passwd", "max@shop.example", "--password-stdin",
+                        var=tmp_path, stdin="second long password\n")
+    assert changed.returncode == 0, changed.stderr
+    unknown = _shopchat("agents", "passwd", "nobody@shop.example", "--password-stdin",
+                        var=tmp_path, stdin="second long password\n")
+    assert unknown.returncode == 1 and "No agent" in unknown.stderr

@@ -1,0 +1,110 @@
+"""Agent accounts: Argon2id hashes, sessions that expire, clear refusals."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from handoff.agents import AgentError, AgentStore
+from handoff.desk_store import DeskStore
+from handoff.persistence import ConversationStore
+
+PASSWORD = "a long enough secret"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ConversationStore:
+    return ConversationStore(tmp_path / "gateway.db")
+
+
+def test_password_is_stored_as_argon2id_and_sign_in_works(
+    store: ConversationStore, tmp_path: Path
+) -> None:
+    agents = AgentStore(store)
+    agent = agents.add("Dana@Shop.Example", "Dana", PASSWORD, capacity=3)
+    assert agent.email == "dana@shop.example"
+    with sqlite3.connect(tmp_path / "gateway.db") as conn:
+        (stored,) = conn.execute("SELECT password_hash FROM agents").fetchone()
+    assert stored.startswith("$argon2id$") and PASSWORD not in stored
+    login = agents.login("dana@shop.example", PASSWORD, lifetime=60)
+    assert login is not None and login.agent.id == agent.id
+    session = agents.authenticate(login.token)
+    assert session is not None and session.agent == agent
+    with sqlite3.connect(tmp_path / "gateway.db") as conn:
+        (token_hash,) = conn.execute("SELECT token_hash FROM agent_sessions").fetchone()
+    assert login.token not in token_hash
+
+
+def test_wrong_password_unknown_email_and_expired_sessions_are_refused(
+    store: ConversationStore,
+) -> None:
+    agents = AgentStore(store)
+    agents.add("eve@shop.example", "Eve", PASSWORD, capacity=1)
+    assert agents.login("eve@shop.example", "wrong password!", lifetime=60) is None
+    assert agents.login("nobody@shop.example", PASSWORD, lifetime=60) is None
+    expired = agents.login("eve@shop.example", PASSWORD, lifetime=-1)
+    assert expired is not None and agents.authenticate(expired.token) is None
+    assert agents.authenticate("made-up") is None
+
+
+def test_new_password_ends_open_sessions(store: ConversationStore) -> None:
+    agents = AgentStore(store)
+    agents.add("fay@shop.example", "Fay", PASSWORD, capacity=1)
+    login = agents.login("fay@shop.example", PASSWORD, lifetime=60)
+    assert login is not None
+    agents.set_password("fay@shop.example", "another long secret")
+    assert agents.authenticate(login.token) is None
+    assert agents.login("fay@shop.example", "another long secret", lifetime=60) is not None
+
+
+@pytest.mark.parametrize(
+    ("email", "name", "password", "capacity", "message"),
+    [
+        ("not-an-email", "X", PASSWORD, 1, "not an email"),
+        ("x@shop.example", " ", PASSWORD, 1, "needs a name"),
+        ("x@shop.example", "X", "short", 1, "at least"),
+        ("x@shop.example", "X", PASSWORD, 0, "Capacity"),
+    ],
+)
+def test_bad_accounts_are_refused_with_a_reason(
+    store: ConversationStore, email: str, name: str, password: str, capacity: int, message: str
+) -> None:
+    with pytest.raises(AgentError, match=message):
+        AgentStore(store).add(email, name, password, capacity=capacity)
+
+
+def test_duplicate_email_is_refused(store: ConversationStore) -> None:
+    agents = AgentStore(store)
+    agents.add("gus@shop.example", "Gus", PASSWORD, capacity=1)
+    with pytest.raises(AgentError, match="exists already"):
+        agents.add("GUS@shop.example", "Gus 2", PASSWORD, capacity=1)
+
+
+def test_only_one_of_two_racing_claims_wins(store: ConversationStore) -> None:
+    conversation, _ = store.create_conversation(None)
+    message, _ = store.append_shopper_message(
+        conversation.id, "c1", {"type": "message", "author": "shopper", "text": "a person"}
+    )
+    store.answer(conversation.id, message.seq, [
+        {"type": "handoff", "reason": "asked", "trigger": "requested", "reply_to": message.seq},
+    ])
+    desk = DeskStore(store)
+    (new,) = desk.new()
+    assert store.get(conversation.id).mode == "queued"  # type: ignore[union-attr]
+    assert desk.enqueue(new, {"reason": "asked"}, 0, [{"type": "mode", "mode": "queued"}])
+    queued = desk.get(new.id)
+    assert queued is not None and queued.state == "queued"
+    first = desk.assign(queued, "agent-1", [{"type": "mode", "mode": "agent"}])
+    second = desk.assign(queued, "agent-2", [{"type": "mode", "mode": "agent"}])
+    assert first is not None and second is None
+    assert desk.loads() == {"agent-1": 1}
+    # While a person has the chat, a late bot reply is dropped, not stored.
+    late, _ = store.append_shopper_message(
+        conversation.id, "c2", {"type": "message", "author": "shopper", "text": "hi"}
+    )
+    assert store.answer(conversation.id, late.seq, [
+        {"type": "message", "author": "bot", "text": "Hi!", "reply_to": late.seq},
+    ]) == []
+    assert all(e.frame.get("author") != "bot" for e in store.events_after(conversation.id, 0))
