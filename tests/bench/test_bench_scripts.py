@@ -1,0 +1,28 @@
+"""The benchmarks keep working: each runs on a tiny load and writes its JSON (no speed asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bot.settings import PROJECT_DIR
+
+
+def test_agent_relay_bench_runs_and_reports_both_servers(tmp_path: Path) -> None:
+    output = tmp_path / "relay.json"
+    completed = subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "bench" / "agent_relay.py"), "--shoppers", "12",
+         "--agents", "3", "--messages", "30", "--rate", "100", "--output", str(output)],
+        capture_output=True, text=True, timeout=300, check=False, cwd=PROJECT_DIR,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(output.read_text())
+    assert result["machine"]["cores"] >= 1
+    for server in ("gateway", "baseline_websockets_relay"):
+        figures = result[server]
+        assert figures["relay"]["n"] == 30
+        assert 0 < figures["relay"]["p50_ms"] <= figures["relay"]["p99_ms"]
+        # With a dozen sockets the RSS difference is page noise; only its presence is checked.
+        assert isinstance(figures["kib_per_idle_connection"], int | float)
