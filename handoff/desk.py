@@ -66,6 +66,10 @@ log = logging.getLogger("gateway.desk")
 QUEUE_LIST_LIMIT = 200
 #: State updates to consoles are gathered for this long and sent once.
 STATE_DEBOUNCE = 0.05
+#: After a gateway restart, agents get this long (plus the presence grace) to
+#: reconnect before their chats go back to the queue and before "nobody is
+#: online" escalations start.
+RECONNECT_WINDOW = 30.0
 
 
 class CannedResponse(BaseModel):
@@ -128,6 +132,7 @@ class Desk:
         self._state_handle: asyncio.TimerHandle | None = None
         self._positions: dict[str, tuple[int, int | None]] = {}
         self._ticker: asyncio.Task[None] | None = None
+        self._started_at = time.time()
         hub.on_handoff = self.on_handoff
 
     # -- lifecycle --------------------------------------------------------
@@ -136,6 +141,13 @@ class Desk:
         """Finish handoffs a previous run opened but did not queue, and start the timers."""
         for handoff in self.desk.new():
             await self._open_handoff(handoff)
+        # Agents who had chats before a restart get time to reconnect; then their chats
+        # go back to the queue rather than wait for someone who is not coming back.
+        loop = asyncio.get_running_loop()
+        for agent_id in {h.agent_id for h in self.desk.assigned() if h.agent_id}:
+            self._offline_timers[agent_id] = loop.call_later(
+                RECONNECT_WINDOW + self.settings.presence_grace, self._went_offline, agent_id
+            )
         self._ticker = asyncio.create_task(self._tick_loop())
 
     async def close(self) -> None:
@@ -314,11 +326,25 @@ class Desk:
                 )
 
     def _went_offline(self, agent_id: str) -> None:
+        """The agent's last socket closed a grace period ago: off the rota, chats requeued."""
         self._offline_timers.pop(agent_id, None)
-        if agent_id not in self._connections:
-            self._presence.pop(agent_id, None)
-            log.info("agent=%s offline", agent_id)
-            self._changed()
+        if agent_id in self._connections:
+            return
+        self._presence.pop(agent_id, None)
+        agent = self._agents.get(agent_id) or self.accounts.get(agent_id)
+        name = agent.name if agent else "Our team member"
+        for handoff in self.desk.assigned(agent_id):
+            change = self.desk.requeue(handoff, agent_id, [
+                {"type": "mode", "mode": "queued", "handoff_id": handoff.id},
+                _system(f"{name} got disconnected. I'm connecting you with someone else "
+                        "from the team; they will see the whole conversation."),
+            ])
+            self._announce(handoff.conversation_id, change)
+            if change is not None:
+                log.info("conversation=%s handoff=%s requeued: agent %s went offline",
+                         handoff.conversation_id, handoff.id, agent_id)
+        log.info("agent=%s offline", agent_id)
+        self.dispatch()
 
     def _agent_info(self, agent: Agent) -> dict[str, Any]:
         return {"id": agent.id, "name": agent.name, "role": agent.role,
@@ -661,7 +687,10 @@ class Desk:
 
     def tick(self, now: float) -> None:
         """Escalate chats nobody takes: alert everyone, then offer the message form."""
-        nobody_online = not self._online_agents()
+        # Right after a restart nobody is online until consoles reconnect: not an emergency.
+        nobody_online = not self._online_agents() and (
+            now - self._started_at >= RECONNECT_WINDOW + self.settings.presence_grace
+        )
         for handoff in self.desk.queued():
             waited = now - handoff.queued_at
             if handoff.alerted_at is None and waited >= self.settings.queue_claim_timeout:

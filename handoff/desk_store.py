@@ -241,6 +241,22 @@ class DeskStore:
             updates=[("UPDATE handoffs SET agent_id = ? WHERE id = ?", [to_agent, handoff.id])],
         )
 
+    def requeue(
+        self, handoff: Handoff, agent_id: str, frames: list[dict[str, Any]]
+    ) -> Change | None:
+        """``assigned`` → ``queued`` again, keeping the chat's place: its agent went away."""
+        return self.store.apply(
+            handoff.conversation_id,
+            frames,
+            guard=self._guard(handoff.id, "assigned", agent_id),
+            updates=[(
+                "UPDATE handoffs SET state = 'queued', agent_id = NULL, assigned_at = NULL "
+                "WHERE id = ?",
+                [handoff.id],
+            )],
+            mode=QUEUED,
+        )
+
     def end(
         self,
         handoff: Handoff,

@@ -395,3 +395,26 @@ async def test_an_agent_cannot_act_on_someone_elses_chat(
             await hal.reply(client.conversation_id or "", "Hal here")
             got = await client.recv_until(lambda f: f.get("author") == "agent")
             assert got[-1]["agent"]["name"] == "Hal"
+
+
+async def test_a_chat_whose_agent_goes_away_returns_to_the_queue(
+    make_gateway: Callable[..., Any],
+) -> None:
+    async with make_gateway() as gateway:
+        add_agent(gateway.settings, "jo@shop.example", "Jo", capacity=1)
+        add_agent(gateway.settings, "kai@shop.example", "Kai", capacity=1)
+        async with shopper(gateway) as client:
+            async with agent_console(gateway.http, "jo@shop.example"):
+                frames = await ask_for_person(client, until="agent")
+                assert frames[-1]["agent"]["name"] == "Jo"
+            # Jo's console is gone for longer than the presence grace: the chat is not
+            # left waiting for Jo; Kai, who signs in next, gets it.
+            requeued = await client.recv_until(lambda f: f.get("mode") == "queued")
+            notice = await client.recv_until(lambda f: f["type"] == "message")
+            assert "Jo got disconnected" in notice[-1]["text"]
+            async with agent_console(gateway.http, "kai@shop.example") as kai:
+                assigned = await kai.expect(lambda f: f["type"] == "assigned")
+                assert assigned["conversation_id"] == client.conversation_id
+                joined = await client.recv_until(lambda f: f.get("mode") == "agent")
+                assert joined[-1]["agent"]["name"] == "Kai"
+            assert requeued
