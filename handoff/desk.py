@@ -620,6 +620,7 @@ class Desk:
         change = None
         if handoff is not None and handoff.conversation_id == conversation_id:
             change = self.desk.rate(handoff, client_id, score, comment, [
+                {"type": "csat_received", "handoff_id": handoff.id, "score": score},
                 _system("Thank you for your feedback!"),
             ])
         if change is None:

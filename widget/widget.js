@@ -36,6 +36,16 @@
     .buttons button { border: 1px solid #1f5f4a; background: #fff; color: #1f5f4a;
                       border-radius: 16px; padding: 4px 12px; }
     .typing { font-size: 13px; color: #555; padding: 0 16px 4px; min-height: 18px; }
+    .who { display: block; font-size: 12px; color: #555; margin-bottom: 2px; }
+    .card { align-self: stretch; border: 1px solid #ccd; border-radius: 10px; padding: 10px;
+            display: flex; flex-direction: column; gap: 6px; font-size: 14px; }
+    .card input, .card textarea { border: 1px solid #bbb; border-radius: 6px; padding: 6px;
+            font: inherit; font-size: 16px; }
+    .card button { border: 0; border-radius: 6px; background: #1f5f4a; color: #fff; padding: 6px; }
+    .stars { display: flex; gap: 4px; }
+    .stars button { flex: 1; }
+    .status button { margin-left: 8px; border: 1px solid #8a6d1f; background: #fff;
+                     border-radius: 12px; padding: 0 8px; font-size: 13px; }
     form { display: flex; border-top: 1px solid #ddd; }
     input { flex: 1; border: 0; padding: 12px; font-size: 16px; }
     form button { border: 0; background: #1f5f4a; color: #fff; padding: 0 16px; }
@@ -69,7 +79,9 @@
       });
       this.state = JSON.parse(localStorage.getItem(STORE) || "{}");
       this.outbox = this.state.outbox || [];
-      this.seen = new Set();
+      // Highest seq shown in this page: a fresh page replays the whole transcript.
+      this.rendered = 0;
+      this.cards = {};
       this.backoff = 500;
       if (this.state.open) this.toggle(true);
       this.connect();
@@ -98,7 +110,7 @@
         const hello = { type: "hello", page };
         if (this.state.conversation_id) {
           Object.assign(hello, { conversation_id: this.state.conversation_id,
-            resume_token: this.state.resume_token, last_seq: this.state.last_seq || 0 });
+            resume_token: this.state.resume_token, last_seq: this.rendered });
         }
         ws.send(JSON.stringify(hello));
       };
@@ -128,25 +140,109 @@
         this.save();
         this.ws.close();
       } else if (frame.type === "error") {
+        // A refused frame would be refused again: drop it from the outbox, say why.
+        if (frame.client_id && frame.code !== "bot_unavailable") {
+          this.outbox = this.outbox.filter((m) => m.client_id !== frame.client_id);
+          this.save();
+        }
         this.addLine("system", frame.reason);
       } else if (frame.type === "ack") {
         this.outbox = this.outbox.filter((m) => m.client_id !== frame.client_id);
         this.save();
       } else if (frame.type === "typing") {
-        this.typingEl.textContent = frame.on ? "The assistant is typing…" : "";
+        const who = frame.author === "agent" ? (this.agentName || "Our team") : "The assistant";
+        this.typingEl.textContent = frame.on ? who + " is typing…" : "";
+      } else if (frame.type === "queue") {
+        const wait = frame.wait_seconds ? `, about ${Math.max(1, Math.round(frame.wait_seconds / 60))} min` : "";
+        this.setStatus(`Waiting for a person: you're number ${frame.position}${wait}.`, "Back to the assistant",
+          () => this.send(null, null, { type: "leave_queue" }));
       } else if (typeof frame.seq === "number") {
-        if (frame.seq <= (this.state.last_seq || 0) && this.log.childElementCount) return;
+        if (frame.seq <= this.rendered) return;
+        this.rendered = frame.seq;
         this.state.last_seq = frame.seq;
         this.save();
-        if (frame.type === "message") this.render(frame);
+        this.event(frame);
       }
+    }
+
+    event(frame) {
+      if (frame.type === "message") this.render(frame);
+      else if (frame.type === "mode") {
+        this.agentName = frame.mode === "agent" ? frame.agent.name : null;
+        if (frame.mode !== "queued") this.setStatus("");
+      } else if (frame.type === "offline_form") this.offlineForm(frame.handoff_id);
+      else if (frame.type === "offline_received") this.closeCard("offline:" + frame.handoff_id);
+      else if (frame.type === "csat_request") this.csatCard(frame);
+      else if (frame.type === "csat_received") this.closeCard("csat:" + frame.handoff_id);
+    }
+
+    card(key, title) {
+      const el = document.createElement("div");
+      el.className = "card";
+      const head = document.createElement("strong");
+      head.textContent = title;
+      el.appendChild(head);
+      this.cards[key] = el;
+      this.log.appendChild(el);
+      this.log.scrollTop = this.log.scrollHeight;
+      return el;
+    }
+
+    closeCard(key) {
+      const el = this.cards[key];
+      if (el) el.remove();
+      delete this.cards[key];
+    }
+
+    offlineForm(handoffId) {
+      const el = this.card("offline:" + handoffId, "Leave us a message");
+      const form = document.createElement("form");
+      form.className = "card";
+      const email = document.createElement("input");
+      Object.assign(email, { type: "email", required: true, placeholder: "Your email" });
+      email.setAttribute("aria-label", "Your email");
+      const text = document.createElement("textarea");
+      Object.assign(text, { required: true, rows: 3, maxLength: 4000, placeholder: "Your message" });
+      text.setAttribute("aria-label", "Your message for the team");
+      const submit = document.createElement("button");
+      submit.textContent = "Send message";
+      form.append(email, text, submit);
+      form.addEventListener("submit", (e) => {
+        e.preventDefault();
+        submit.disabled = true;
+        this.send(null, null, { type: "offline_message", email: email.value.trim(), text: text.value });
+      });
+      el.appendChild(form);
+    }
+
+    csatCard(frame) {
+      const el = this.card("csat:" + frame.handoff_id, frame.text);
+      const stars = document.createElement("div");
+      stars.className = "stars";
+      const comment = document.createElement("input");
+      Object.assign(comment, { placeholder: "Anything to add? (optional)", maxLength: 1000 });
+      comment.setAttribute("aria-label", "Comment on your rating");
+      for (let score = 1; score <= 5; score++) {
+        const b = document.createElement("button");
+        b.textContent = String(score);
+        b.setAttribute("aria-label", `Rate ${score} out of 5`);
+        b.addEventListener("click", () => {
+          const rating = { type: "csat", handoff_id: frame.handoff_id, score };
+          if (comment.value.trim()) rating.comment = comment.value.trim();
+          this.send(null, null, rating);
+          stars.querySelectorAll("button").forEach((x) => { x.disabled = true; });
+        });
+        stars.appendChild(b);
+      }
+      el.append(stars, comment);
     }
 
     render(frame) {
       const pending = frame.client_id &&
         this.log.querySelector(`[data-client-id="${CSS.escape(frame.client_id)}"]`);
       if (pending) { pending.classList.remove("pending"); return; }
-      const el = this.addLine(frame.author, frame.text);
+      const el = this.addLine(frame.author, frame.text,
+        frame.author === "agent" && frame.agent ? frame.agent.name : null);
       if (frame.buttons && frame.buttons.length) {
         const row = document.createElement("div");
         row.className = "buttons";
@@ -160,30 +256,45 @@
       }
     }
 
-    addLine(author, text) {
+    addLine(author, text, who) {
       const el = document.createElement("div");
       el.className = "msg " + (author || "system");
-      el.textContent = text;
+      if (who) {
+        const name = document.createElement("span");
+        name.className = "who";
+        name.textContent = who;
+        el.appendChild(name);
+      }
+      el.appendChild(document.createTextNode(text));
       this.log.appendChild(el);
       this.log.scrollTop = this.log.scrollHeight;
       return el;
     }
 
-    send(text, payload) {
+    // Every frame with a client_id goes through the outbox: resent after a reconnect until acked.
+    send(text, payload, other) {
       const client_id = (crypto.randomUUID ? crypto.randomUUID() : String(Date.now() + Math.random()))
         .replace(/[^A-Za-z0-9_.:-]/g, "");
-      const frame = { type: "message", client_id, text };
+      const frame = other ? { ...other, client_id } : { type: "message", client_id, text };
       if (payload) frame.payload = payload;
       this.outbox.push(frame);
       this.save();
-      const el = this.addLine("shopper", text);
-      el.dataset.clientId = client_id;
-      el.classList.add("pending");
+      if (!other) {
+        const el = this.addLine("shopper", text);
+        el.dataset.clientId = client_id;
+        el.classList.add("pending");
+      }
       if (this.joined && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
     }
 
-    setStatus(text) {
+    setStatus(text, action, onAction) {
       this.statusEl.textContent = text;
+      if (action) {
+        const b = document.createElement("button");
+        b.textContent = action;
+        b.addEventListener("click", onAction);
+        this.statusEl.appendChild(b);
+      }
       this.statusEl.classList.toggle("on", Boolean(text));
     }
   }
