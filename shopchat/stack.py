@@ -139,6 +139,7 @@ def up(settings: Settings, ready_timeout: float = 300) -> int:
         health = f"http://127.0.0.1:{settings.port}/healthz"
         if wait_until_healthy(health, ready_timeout, stop):
             _announce(manager, f"ready: open {settings.public_url}/demo/ (health: {health})")
+            _announce(manager, agents_hint(settings))
         elif not stop.is_set():
             _announce(manager, f"not ready after {ready_timeout:.0f}s: see the lines above")
 
@@ -151,6 +152,23 @@ def up(settings: Settings, ready_timeout: float = 300) -> int:
     # Ctrl-C is how a person stops the stack: that is success, not an error for make.
     code = int(manager.returncode or 0)
     return 0 if code == SIGINT_EXIT else code
+
+
+def agents_hint(settings: Settings) -> str:
+    """Where agents sign in, and how to make the first account if there is none."""
+    from handoff.agents import AgentStore
+    from handoff.persistence import ConversationStore
+
+    store = ConversationStore(settings.gateway_db)
+    try:
+        count = len(AgentStore(store).all())
+    finally:
+        store.close()
+    console = f"{settings.public_url}/console/"
+    if count:
+        return f"agents: sign in at {console} ({count} account{'s' if count > 1 else ''})"
+    return (f"agents: no accounts yet; create one with `.venv/bin/shopchat agents add "
+            f"you@example.com --name You`, then sign in at {console}")
 
 
 def free_port() -> int:

@@ -23,6 +23,8 @@ def port_is_free(port: int) -> bool:
 async def test_up_is_ready_answers_hi_and_stops_all_three_on_ctrl_c(stack: StackHandle) -> None:
     ready = stack.wait_for_line("ready:", timeout=1)
     assert f"http://localhost:{stack.settings.port}/demo/" in ready
+    hint = stack.wait_for_line("agents:", timeout=5)
+    assert "shopchat agents add" in hint and f":{stack.settings.port}/console/" in hint
     # Each process's lines carry its name.
     assert any(line.split("|")[0].strip().endswith("rasa") for line in stack.lines)
     async with connect(f"ws://127.0.0.1:{stack.settings.port}/ws/chat") as ws:
