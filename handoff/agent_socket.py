@@ -21,7 +21,14 @@ from handoff.exceptions import ProtocolError
 from handoff.hub import Subscriber
 from handoff.protocol import error_frame
 
-__all__ = ["AUTH_TIMEOUT", "UNAUTHORIZED_CLOSE", "agent_socket", "login", "logout"]
+__all__ = [
+    "AUTH_TIMEOUT",
+    "UNAUTHORIZED_CLOSE",
+    "LoginThrottle",
+    "agent_socket",
+    "login",
+    "logout",
+]
 
 log = logging.getLogger("gateway.agents")
 
@@ -29,6 +36,38 @@ log = logging.getLogger("gateway.agents")
 AUTH_TIMEOUT = 10.0
 #: Websocket close code for a refused or expired sign-in (4000-4999 are the application's).
 UNAUTHORIZED_CLOSE = 4401
+
+
+class LoginThrottle:
+    """Slows password guessing: after ``limit`` failures for one email or one address
+    within ``window`` seconds, sign-ins for it are refused until the window passes."""
+
+    def __init__(self, limit: int = 5, window: float = 900.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, key: str, now: float) -> list[float]:
+        recent = [t for t in self._failures.get(key, []) if now - t < self.window]
+        if recent:
+            self._failures[key] = recent
+        else:
+            self._failures.pop(key, None)
+        return recent
+
+    def retry_after(self, keys: list[str], now: float) -> float:
+        """Seconds until these keys may try again (0: now)."""
+        waits = [self.window - (now - recent[0]) for key in keys
+                 if len(recent := self._recent(key, now)) >= self.limit]
+        return max(waits, default=0.0)
+
+    def failed(self, keys: list[str], now: float) -> None:
+        for key in keys:
+            self._failures.setdefault(key, []).append(now)
+
+    def succeeded(self, keys: list[str]) -> None:
+        for key in keys:
+            self._failures.pop(key, None)
 
 
 class LoginBody(BaseModel):
@@ -42,19 +81,29 @@ def _bearer(request: web.Request) -> str | None:
     return header[7:].strip() if header.lower().startswith("bearer ") else None
 
 
-async def login(request: web.Request, desk: Desk) -> web.Response:
+async def login(request: web.Request, desk: Desk, throttle: LoginThrottle) -> web.Response:
     try:
         body = LoginBody.model_validate(await request.json())
     except (ValueError, ValidationError):
         return web.json_response(
             {"error": "Send JSON with 'email' and 'password'."}, status=400
         )
+    keys = [f"email:{body.email.strip().lower()}", f"ip:{request.remote}"]
+    now = time.time()
+    wait = throttle.retry_after(keys, now)
+    if wait > 0:
+        return web.json_response(
+            {"error": f"Too many failed sign-ins. Try again in {int(wait) + 1} s."},
+            status=429, headers={"Retry-After": str(int(wait) + 1)},
+        )
     lifetime = desk.settings.agent_session_hours * 3600
     # Argon2 is deliberately slow: verify off the event loop so chats keep flowing.
     session = await asyncio.to_thread(desk.accounts.login, body.email, body.password, lifetime)
     if session is None:
-        log.info("failed sign-in for %s", body.email)
+        throttle.failed(keys, now)
+        log.info("failed sign-in for %s from %s", body.email, request.remote)
         return web.json_response({"error": "Wrong email or password."}, status=401)
+    throttle.succeeded(keys[:1])
     agent = session.agent
     return web.json_response({
         "token": session.token,

@@ -28,6 +28,7 @@ SETTINGS = web.AppKey("settings", Settings)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
 HUB = web.AppKey("hub", Hub)
 DESK = web.AppKey("desk", Desk)
+THROTTLE = web.AppKey("login_throttle", agent_socket.LoginThrottle)
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -100,7 +101,7 @@ async def agent_ws(request: web.Request) -> web.StreamResponse:
 
 
 async def agent_login(request: web.Request) -> web.Response:
-    return await agent_socket.login(request, request.app[DESK])
+    return await agent_socket.login(request, request.app[DESK], request.app[THROTTLE])
 
 
 async def agent_logout(request: web.Request) -> web.Response:
@@ -116,6 +117,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application()
     app[SETTINGS] = settings
     app[SOCKETS] = weakref.WeakSet[web.WebSocketResponse]()
+    app[THROTTLE] = agent_socket.LoginThrottle()
     app.on_shutdown.append(_close_sockets)
     app.cleanup_ctx.append(_resources)
     app.router.add_get("/", index)

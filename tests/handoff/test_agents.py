@@ -108,3 +108,17 @@ def test_only_one_of_two_racing_claims_wins(store: ConversationStore) -> None:
         {"type": "message", "author": "bot", "text": "Hi!", "reply_to": late.seq},
     ]) == []
     assert all(e.frame.get("author") != "bot" for e in store.events_after(conversation.id, 0))
+
+
+def test_login_throttle_blocks_after_repeated_failures_and_forgets_later() -> None:
+    from handoff.agent_socket import LoginThrottle
+
+    throttle = LoginThrottle(limit=3, window=60)
+    keys = ["email:eve@shop.example", "ip:10.0.0.9"]
+    for t in range(3):
+        assert throttle.retry_after(keys, now=100 + t) == 0
+        throttle.failed(keys, now=100 + t)
+    assert throttle.retry_after(keys, now=103) == pytest.approx(57)
+    # Another address trying the same email is blocked too; the window passes.
+    assert throttle.retry_after(["email:eve@shop.example", "ip:10.0.0.7"], now=110) > 0
+    assert throttle.retry_after(keys, now=161) == 0

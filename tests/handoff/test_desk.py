@@ -302,6 +302,15 @@ async def test_agent_sign_in_is_required(make_gateway: Callable[..., Any]) -> No
                 assert r.status == 401
             async with session.post(f"{gateway.http}/api/agents/login", data="{") as r:
                 assert r.status == 400 and "email" in (await r.json())["error"]
+            for _ in range(4):
+                async with session.post(f"{gateway.http}/api/agents/login",
+                                        json={"email": "eve@shop.example", "password": "x"}):
+                    pass
+            # Five failures: even the right password waits now.
+            async with session.post(f"{gateway.http}/api/agents/login",
+                                    json={"email": "eve@shop.example",
+                                          "password": AGENT_PASSWORD}) as r:
+                assert r.status == 429 and int(r.headers["Retry-After"]) > 0
         url = gateway.http.replace("http://", "ws://") + "/ws/agent"
         for first in ({"type": "open", "conversation_id": "0" * 32},
                       {"type": "auth", "token": "forged-token"}):
