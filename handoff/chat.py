@@ -22,6 +22,7 @@ from handoff.protocol import (
     LeaveQueue,
     MessageIn,
     OfflineMessage,
+    PageUpdate,
     Ping,
     TypingIn,
     ack_frame,
@@ -79,6 +80,10 @@ class ChatSession:
                     )
                 if isinstance(frame, MessageIn):
                     self._message(conversation_id, frame)
+                elif isinstance(frame, PageUpdate):
+                    self.hub.store.set_page(
+                        conversation_id, frame.page.model_dump(exclude_none=True)
+                    )
                 elif isinstance(frame, TypingIn):
                     self.desk.shopper_typing(conversation_id, frame.on)
                 elif isinstance(frame, OfflineMessage):

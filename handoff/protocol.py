@@ -25,6 +25,7 @@ __all__ = [
     "MessageIn",
     "OfflineMessage",
     "Page",
+    "PageUpdate",
     "Ping",
     "ShopperFrame",
     "TypingIn",
@@ -128,6 +129,13 @@ class Csat(_Frame):
     comment: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
 
+class PageUpdate(_Frame):
+    """The shopper moved on the page (a cart change, a single-page shop's navigation)."""
+
+    type: Literal["page"]
+    page: Page
+
+
 class LeaveQueue(_Frame):
     """The shopper stops waiting for a person and goes back to the bot."""
 
@@ -140,11 +148,13 @@ class Button(_Frame):
     payload: str
 
 
-ShopperFrame = Hello | MessageIn | Ping | TypingIn | OfflineMessage | Csat | LeaveQueue
+ShopperFrame = (
+    Hello | MessageIn | Ping | TypingIn | OfflineMessage | Csat | LeaveQueue | PageUpdate
+)
 ClientFrame = Annotated[ShopperFrame, Field(discriminator="type")]
 _client_frame: TypeAdapter[ShopperFrame] = TypeAdapter(ClientFrame)
 _KNOWN_TYPES = (
-    "hello", "message", "ping", "typing", "offline_message", "csat", "leave_queue",
+    "hello", "message", "ping", "typing", "offline_message", "csat", "leave_queue", "page",
 )
 
 

@@ -1,113 +1,335 @@
 /* shopchat widget: one custom element, Shadow DOM, no dependencies.
- * Embed: <script src="https://HOST/widget.js" async></script>
- * Options (data- attributes on the script tag): data-shopchat-url (gateway base URL,
- * default: where the script came from), data-page-type, data-sku, data-title.
- * Text is only ever inserted with textContent. */
+ *
+ * Embed:
+ *   <script src="https://HOST/widget.js" async
+ *           data-page-type="product" data-sku="TENT-2P"></script>
+ * Optional data- attributes: shopchat-url (gateway, default: where the script came
+ * from), page-type, sku, cart (JSON), identity (a token signed by the shop's backend),
+ * color, position (right|left), greeting.
+ * Or, before the script, the queue API (calls made before it loads are kept):
+ *   window.shopchat = window.shopchat || function () { (shopchat.q = shopchat.q || []).push(arguments); };
+ *   shopchat("config", { color: "#1f5f4a", position: "left", greeting: "Hi!",
+ *                        strings: { title: "Help" }, proactive: [{ pageType: "checkout", idleSeconds: 30,
+ *                        text: "Need a hand with checkout?" }] });
+ *   shopchat("page", { type: "cart", cart: { items: [...], total: 99, currency: "EUR" } });
+ *   shopchat("identity", token); shopchat("open"); shopchat("close");
+ * Text from the network is only ever inserted with textContent; links are made only
+ * for http(s) URLs. */
 (() => {
   "use strict";
   if (customElements.get("shop-chat")) return;
   const script = document.currentScript;
-  const base = (script && script.dataset.shopchatUrl) ||
-    (script ? new URL(script.src).origin : location.origin);
+  const data = script ? script.dataset : {};
+  const base = (data.shopchatUrl || (script ? new URL(script.src).origin : location.origin))
+    .replace(/\/$/, "");
   const STORE = "shopchat:" + base;
+  const SESSION = "shopchat-session:" + base;
+
+  const STRINGS = {
+    title: "Chat with us",
+    launcher: "Chat",
+    open: "Open chat",
+    close: "Close chat",
+    placeholder: "Type your message…",
+    send: "Send",
+    reconnecting: "Reconnecting… your messages will be sent when we're back.",
+    botTyping: "The assistant is typing…",
+    agentTyping: "{name} is typing…",
+    waiting: "Waiting for a person: you're number {position}",
+    waitMinutes: ", about {minutes} min",
+    leaveQueue: "Back to the assistant",
+    offlineTitle: "Leave us a message",
+    email: "Your email",
+    message: "Your message",
+    sendMessage: "Send message",
+    rate: "Rate {score} out of 5",
+    comment: "Anything to add? (optional)",
+    dismiss: "Dismiss",
+  };
 
   const css = `
-    :host { all: initial; position: fixed; right: 20px; bottom: 20px; z-index: 2147483000;
-            font: 16px/1.4 system-ui, sans-serif; color: #1b1b1b; }
+    :host { all: initial; position: fixed; bottom: 20px; z-index: 2147483000;
+            font: 16px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1b1b1b;
+            --accent: #1f5f4a; display: flex; flex-direction: column; align-items: flex-end; }
+    :host([position="left"]) { align-items: flex-start; }
+    * { box-sizing: border-box; }
     button { font: inherit; cursor: pointer; }
-    .launcher { border: 0; border-radius: 28px; padding: 12px 20px; background: #1f5f4a; color: #fff; }
-    .panel { display: none; flex-direction: column; width: 360px; max-width: calc(100vw - 40px);
-             height: 520px; max-height: calc(100vh - 100px); background: #fff; border-radius: 12px;
+    .launcher { position: relative; border: 0; border-radius: 28px; padding: 12px 20px;
+                background: var(--accent); color: #fff; box-shadow: 0 4px 14px rgba(0,0,0,.25); }
+    .badge { position: absolute; top: -6px; right: -6px; min-width: 22px; height: 22px;
+             border-radius: 11px; background: #b3261e; color: #fff; font-size: 13px;
+             line-height: 22px; text-align: center; padding: 0 6px; }
+    .badge[hidden], .bubble[hidden] { display: none; }
+    .bubble { max-width: 280px; background: #fff; border-radius: 12px; padding: 10px 34px 10px 12px;
+              margin-bottom: 10px; box-shadow: 0 4px 18px rgba(0,0,0,.2); position: relative;
+              font-size: 15px; cursor: pointer; }
+    .bubble button { position: absolute; top: 4px; right: 4px; border: 0; background: none;
+                     font-size: 18px; color: #555; padding: 2px 8px; }
+    .panel { display: none; flex-direction: column; width: 370px; max-width: calc(100vw - 40px);
+             height: 540px; max-height: calc(100vh - 100px); background: #fff; border-radius: 12px;
              box-shadow: 0 8px 30px rgba(0,0,0,.25); overflow: hidden; margin-bottom: 12px; }
     :host([open]) .panel { display: flex; }
-    header { background: #1f5f4a; color: #fff; padding: 12px 16px; display: flex;
-             justify-content: space-between; align-items: center; }
-    header button { background: none; border: 0; color: #fff; font-size: 20px; }
-    .status { font-size: 13px; padding: 4px 16px; background: #fff4d6; display: none; }
+    :host([open]) .bubble { display: none; }
+    header { background: var(--accent); color: #fff; padding: 12px 16px; display: flex;
+             justify-content: space-between; align-items: center; font-weight: 600; }
+    header button { background: none; border: 0; color: #fff; font-size: 22px; line-height: 1;
+                    padding: 2px 8px; }
+    .status { font-size: 14px; padding: 6px 16px; background: #fff4d6; color: #3d3000; display: none; }
     .status.on { display: block; }
+    .status button { margin-left: 8px; border: 1px solid #8a6d1f; background: #fff; color: #3d3000;
+                     border-radius: 12px; padding: 0 8px; font-size: 13px; }
     .log { flex: 1; overflow-y: auto; padding: 12px; display: flex; flex-direction: column; gap: 8px; }
-    .msg { max-width: 80%; padding: 8px 12px; border-radius: 12px; white-space: pre-wrap;
-           word-wrap: break-word; }
+    .msg { max-width: 85%; padding: 8px 12px; border-radius: 12px; white-space: pre-wrap;
+           overflow-wrap: anywhere; }
+    .msg a { color: inherit; text-decoration: underline; }
     .bot, .agent { background: #eef2f0; align-self: flex-start; }
-    .system { background: #fff4d6; align-self: center; font-size: 14px; }
-    .shopper { background: #1f5f4a; color: #fff; align-self: flex-end; }
+    .agent { border-left: 3px solid var(--accent); }
+    .system { background: #fff4d6; color: #3d3000; align-self: center; font-size: 14px; text-align: center; }
+    .shopper { background: var(--accent); color: #fff; align-self: flex-end; }
     .pending { opacity: .6; }
+    .who { display: block; font-size: 12px; color: #4a4a4a; margin-bottom: 2px; font-weight: 600; }
     .buttons { display: flex; flex-wrap: wrap; gap: 6px; }
-    .buttons button { border: 1px solid #1f5f4a; background: #fff; color: #1f5f4a;
+    .buttons button { border: 1px solid var(--accent); background: #fff; color: var(--accent);
                       border-radius: 16px; padding: 4px 12px; }
-    .typing { font-size: 13px; color: #555; padding: 0 16px 4px; min-height: 18px; }
-    .who { display: block; font-size: 12px; color: #555; margin-bottom: 2px; }
-    .card { align-self: stretch; border: 1px solid #ccd; border-radius: 10px; padding: 10px;
+    .card { align-self: stretch; border: 1px solid #c9ccd1; border-radius: 10px; padding: 10px;
             display: flex; flex-direction: column; gap: 6px; font-size: 14px; }
-    .card input, .card textarea { border: 1px solid #bbb; border-radius: 6px; padding: 6px;
+    .card input, .card textarea { border: 1px solid #8c8f94; border-radius: 6px; padding: 6px;
             font: inherit; font-size: 16px; }
-    .card button { border: 0; border-radius: 6px; background: #1f5f4a; color: #fff; padding: 6px; }
+    .card button { border: 0; border-radius: 6px; background: var(--accent); color: #fff; padding: 6px; }
     .stars { display: flex; gap: 4px; }
     .stars button { flex: 1; }
-    .status button { margin-left: 8px; border: 1px solid #8a6d1f; background: #fff;
-                     border-radius: 12px; padding: 0 8px; font-size: 13px; }
-    form { display: flex; border-top: 1px solid #ddd; }
-    input { flex: 1; border: 0; padding: 12px; font-size: 16px; }
-    form button { border: 0; background: #1f5f4a; color: #fff; padding: 0 16px; }
+    .typing { font-size: 13px; color: #4a4a4a; padding: 0 16px 4px; min-height: 18px; }
+    form.compose { display: flex; border-top: 1px solid #ddd; }
+    form.compose input { flex: 1; border: 0; padding: 12px; font-size: 16px; min-width: 0; }
+    form.compose button { border: 0; background: var(--accent); color: #fff; padding: 0 16px; }
     :focus-visible { outline: 3px solid #e8a33d; outline-offset: 2px; }
+    .panel, .bubble { transition: opacity .15s ease; }
+    @media (prefers-reduced-motion: reduce) { .panel, .bubble { transition: none; } }
+    @media (max-width: 480px) {
+      :host([open]) { inset: 0; bottom: 0; }
+      :host([open]) .panel { position: fixed; inset: 0; width: 100vw; max-width: none;
+                             height: 100dvh; max-height: none; border-radius: 0; margin: 0; }
+      :host([open]) .launcher { display: none; }
+    }
   `;
 
+  const URL_RE = /\bhttps?:\/\/[^\s<>"']+/g;
+
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, (_, key) => String(values[key] ?? ""));
+  }
+
+  function newId() {
+    const raw = crypto.randomUUID ? crypto.randomUUID() : Date.now() + "-" + Math.random();
+    return String(raw).replace(/[^A-Za-z0-9_.:-]/g, "");
+  }
+
+  /* Text with http(s) links made clickable; everything else stays text. */
+  function richText(parent, text) {
+    let last = 0;
+    for (const match of text.matchAll(URL_RE)) {
+      const raw = match[0].replace(/[.,;:!?)]+$/, "");
+      parent.appendChild(document.createTextNode(text.slice(last, match.index)));
+      let url = null;
+      try { url = new URL(raw); } catch (_) { url = null; }
+      if (url && (url.protocol === "http:" || url.protocol === "https:")) {
+        const a = document.createElement("a");
+        a.href = url.href;
+        a.textContent = raw;
+        a.target = "_blank";
+        a.rel = "noopener noreferrer";
+        parent.appendChild(a);
+      } else {
+        parent.appendChild(document.createTextNode(raw));
+      }
+      last = match.index + raw.length;
+    }
+    parent.appendChild(document.createTextNode(text.slice(last)));
+  }
+
+  function parseJson(text) {
+    try { return text ? JSON.parse(text) : null; } catch (_) { return null; }
+  }
+
   class ShopChat extends HTMLElement {
+    constructor() {
+      super();
+      this.strings = { ...STRINGS };
+      this.options = { proactive: [] };
+      this.page = { url: location.href, title: document.title.slice(0, 200) };
+      if (data.pageType) this.page.type = data.pageType;
+      if (data.sku) this.page.sku = data.sku;
+      const cart = parseJson(data.cart);
+      if (cart) this.page.cart = cart;
+      this.identity = data.identity || null;
+    }
+
     connectedCallback() {
       if (this.shadowRoot) return;
       const root = this.attachShadow({ mode: "open" });
       root.innerHTML = `<style>${css}</style>
-        <div class="panel" role="dialog" aria-label="Chat with the shop">
-          <header><span>Chat with us</span><button class="close" aria-label="Close chat">×</button></header>
+        <div class="bubble" hidden role="status"><span class="bubble-text"></span>
+          <button class="dismiss" type="button">×</button></div>
+        <div class="panel" role="dialog" aria-modal="false">
+          <header><span class="title"></span><button class="close" type="button">×</button></header>
           <div class="status" role="status"></div>
-          <div class="log" role="log" aria-live="polite"></div>
+          <div class="log" role="log" aria-live="polite" aria-relevant="additions"></div>
           <div class="typing" aria-live="polite"></div>
-          <form><input name="text" autocomplete="off" aria-label="Your message" maxlength="4000"
-                 placeholder="Type your message…"><button type="submit">Send</button></form>
+          <form class="compose"><input name="text" autocomplete="off" maxlength="4000" enterkeyhint="send">
+            <button type="submit"></button></form>
         </div>
-        <button class="launcher" aria-label="Open chat">Chat</button>`;
-      this.log = root.querySelector(".log");
-      this.statusEl = root.querySelector(".status");
-      this.typingEl = root.querySelector(".typing");
-      this.input = root.querySelector("input");
-      root.querySelector(".launcher").addEventListener("click", () => this.toggle(true));
-      root.querySelector(".close").addEventListener("click", () => this.toggle(false));
-      root.querySelector("form").addEventListener("submit", (e) => {
+        <button class="launcher" type="button" aria-expanded="false"><span class="label"></span>
+          <span class="badge" hidden></span></button>`;
+      const $ = (sel) => root.querySelector(sel);
+      this.panel = $(".panel");
+      this.log = $(".log");
+      this.statusEl = $(".status");
+      this.typingEl = $(".typing");
+      this.input = $("form.compose input");
+      this.launcher = $(".launcher");
+      this.badge = $(".badge");
+      this.bubble = $(".bubble");
+      this.launcher.addEventListener("click", () => this.toggle(!this.hasAttribute("open"), true));
+      $(".close").addEventListener("click", () => this.toggle(false, true));
+      this.panel.addEventListener("keydown", (e) => {
+        if (e.key === "Escape") this.toggle(false, true);
+      });
+      $("form.compose").addEventListener("submit", (e) => {
         e.preventDefault();
         const text = this.input.value.trim();
-        if (text) { this.send(text); this.input.value = ""; }
+        if (text) { this.send(text); this.input.value = ""; this.sendTyping(false); }
       });
-      this.state = JSON.parse(localStorage.getItem(STORE) || "{}");
+      this.input.addEventListener("input", () => this.sendTyping(Boolean(this.input.value)));
+      this.bubble.addEventListener("click", (e) => {
+        if (e.target.closest("button")) return;
+        this.hideBubble();
+        this.toggle(true, true);
+      });
+      $(".dismiss").addEventListener("click", () => this.hideBubble());
+      this.applyOptions({ color: data.color, position: data.position, greeting: data.greeting });
+
+      this.state = parseJson(localStorage.getItem(STORE)) || {};
       this.outbox = this.state.outbox || [];
+      this.unread = 0;
       // Highest seq shown in this page: a fresh page replays the whole transcript.
       this.rendered = 0;
       this.cards = {};
       this.backoff = 500;
-      if (this.state.open) this.toggle(true);
+      if (this.state.open) this.toggle(true, false);
       this.connect();
+      this.startProactive();
     }
+
+    // -- configuration (data attributes and window.shopchat) -----------------------
+
+    command(name, arg) {
+      if (name === "config") this.applyOptions(arg || {});
+      else if (name === "page") this.setPage(arg || {});
+      else if (name === "identity") this.identity = typeof arg === "string" ? arg : null;
+      else if (name === "open") this.toggle(true, false);
+      else if (name === "close") this.toggle(false, false);
+    }
+
+    applyOptions(options) {
+      if (options.color && /^#[0-9a-fA-F]{3,8}$/.test(options.color)) {
+        this.style.setProperty("--accent", options.color);
+      }
+      if (options.position === "left" || options.position === "right") {
+        this.setAttribute("position", options.position);
+        this.style.left = options.position === "left" ? "20px" : "";
+        this.style.right = options.position === "left" ? "" : "20px";
+      } else if (!this.hasAttribute("position")) {
+        this.style.right = "20px";
+      }
+      if (options.greeting) this.options.greeting = String(options.greeting);
+      if (options.strings) Object.assign(this.strings, options.strings);
+      if (Array.isArray(options.proactive)) this.options.proactive = options.proactive;
+      if (this.shadowRoot) this.renderStrings();
+    }
+
+    renderStrings() {
+      const root = this.shadowRoot;
+      const s = this.strings;
+      root.querySelector(".title").textContent = s.title;
+      root.querySelector(".panel").setAttribute("aria-label", s.title);
+      root.querySelector(".close").setAttribute("aria-label", s.close);
+      root.querySelector(".launcher .label").textContent = s.launcher;
+      this.launcher.setAttribute("aria-label", s.open);
+      this.input.placeholder = s.placeholder;
+      this.input.setAttribute("aria-label", s.placeholder);
+      root.querySelector("form.compose button").textContent = s.send;
+      root.querySelector(".dismiss").setAttribute("aria-label", s.dismiss);
+    }
+
+    setPage(page) {
+      const next = { ...this.page };
+      for (const key of ["type", "sku", "title", "url", "cart"]) {
+        if (page[key] !== undefined) next[key] = page[key];
+      }
+      this.page = next;
+      if (this.joined) this.ws.send(JSON.stringify({ type: "page", page: this.page }));
+    }
+
+    // -- panel, badge, proactive bubble ---------------------------------------------
+
+    toggle(open, byUser) {
+      this.toggleAttribute("open", open);
+      this.launcher.setAttribute("aria-expanded", String(open));
+      this.state.open = open;
+      this.save();
+      if (open) {
+        this.unread = 0;
+        this.badge.hidden = true;
+        this.hideBubble();
+        // Focus moves only when the shopper asked for the chat, never on a page load.
+        if (byUser) this.input.focus();
+        this.log.scrollTop = this.log.scrollHeight;
+      } else if (byUser) {
+        this.launcher.focus();
+      }
+    }
+
+    startProactive() {
+      const shown = sessionStorage.getItem(SESSION + ":prompted");
+      if (shown || this.state.conversation_id) return;
+      const started = Date.now();
+      let lastActivity = Date.now();
+      const bump = () => { lastActivity = Date.now(); };
+      ["mousemove", "keydown", "scroll", "touchstart"].forEach((e) =>
+        addEventListener(e, bump, { passive: true }));
+      const cartValue = () => Number((this.page.cart && this.page.cart.total) || 0);
+      this.proactiveTimer = setInterval(() => {
+        if (this.hasAttribute("open")) return;
+        const now = Date.now();
+        const rule = this.options.proactive.find((r) =>
+          (!r.pageType || r.pageType === this.page.type) &&
+          (!r.afterSeconds || now - started >= r.afterSeconds * 1000) &&
+          (!r.idleSeconds || now - lastActivity >= r.idleSeconds * 1000) &&
+          (!r.minCartValue || cartValue() >= r.minCartValue));
+        if (rule && rule.text) {
+          clearInterval(this.proactiveTimer);
+          sessionStorage.setItem(SESSION + ":prompted", "1");
+          this.shadowRoot.querySelector(".bubble-text").textContent = String(rule.text);
+          this.bubble.hidden = false;
+        }
+      }, 1000);
+    }
+
+    hideBubble() { this.bubble.hidden = true; }
+
+    // -- connection -----------------------------------------------------------------
 
     save() {
       this.state.outbox = this.outbox;
       localStorage.setItem(STORE, JSON.stringify(this.state));
     }
 
-    toggle(open) {
-      this.toggleAttribute("open", open);
-      this.state.open = open;
-      this.save();
-      if (open) this.input.focus();
-    }
-
     connect() {
       const ws = new WebSocket(base.replace(/^http/, "ws") + "/ws/chat");
       this.ws = ws;
       ws.onopen = () => {
-        const page = { url: location.href, title: document.title.slice(0, 200) };
-        const d = script ? script.dataset : {};
-        if (d.pageType) page.type = d.pageType;
-        if (d.sku) page.sku = d.sku;
-        const hello = { type: "hello", page };
+        const hello = { type: "hello", page: this.page };
+        if (this.identity) hello.identity = this.identity;
         if (this.state.conversation_id) {
           Object.assign(hello, { conversation_id: this.state.conversation_id,
             resume_token: this.state.resume_token, last_seq: this.rendered });
@@ -117,7 +339,8 @@
       ws.onmessage = (e) => this.receive(JSON.parse(e.data));
       ws.onclose = () => {
         this.joined = false;
-        this.setStatus("Reconnecting…");
+        this.setStatus(this.strings.reconnecting);
+        this.classList.add("reconnecting");
         setTimeout(() => this.connect(), this.backoff);
         this.backoff = Math.min(this.backoff * 2, 15000);
       };
@@ -127,16 +350,22 @@
       if (frame.type === "welcome") {
         this.joined = true;
         this.backoff = 500;
+        this.classList.remove("reconnecting");
         this.setStatus("");
         if (frame.resume_token) {
           this.state = { ...this.state, conversation_id: frame.conversation_id,
                          resume_token: frame.resume_token, last_seq: 0 };
           this.log.textContent = "";
+          this.rendered = 0;
           this.save();
+        }
+        if (frame.last_seq === 0 && this.options.greeting && !this.log.childElementCount) {
+          this.addLine("bot", this.options.greeting);
         }
         this.outbox.forEach((m) => this.ws.send(JSON.stringify(m)));
       } else if (frame.type === "error" && frame.code === "resume_rejected") {
         this.state = { open: this.state.open };
+        this.outbox = [];
         this.save();
         this.ws.close();
       } else if (frame.type === "error") {
@@ -144,17 +373,23 @@
         if (frame.client_id && frame.code !== "bot_unavailable") {
           this.outbox = this.outbox.filter((m) => m.client_id !== frame.client_id);
           this.save();
+          const el = this.pendingLine(frame.client_id);
+          if (el) el.classList.remove("pending");
         }
         this.addLine("system", frame.reason);
       } else if (frame.type === "ack") {
         this.outbox = this.outbox.filter((m) => m.client_id !== frame.client_id);
         this.save();
       } else if (frame.type === "typing") {
-        const who = frame.author === "agent" ? (this.agentName || "Our team") : "The assistant";
-        this.typingEl.textContent = frame.on ? who + " is typing…" : "";
+        const text = frame.author === "agent"
+          ? fill(this.strings.agentTyping, { name: this.agentName || "" })
+          : this.strings.botTyping;
+        this.typingEl.textContent = frame.on ? text : "";
       } else if (frame.type === "queue") {
-        const wait = frame.wait_seconds ? `, about ${Math.max(1, Math.round(frame.wait_seconds / 60))} min` : "";
-        this.setStatus(`Waiting for a person: you're number ${frame.position}${wait}.`, "Back to the assistant",
+        const minutes = frame.wait_seconds ? Math.max(1, Math.round(frame.wait_seconds / 60)) : 0;
+        const text = fill(this.strings.waiting, { position: frame.position }) +
+          (minutes ? fill(this.strings.waitMinutes, { minutes }) : "") + ".";
+        this.setStatus(text, this.strings.leaveQueue,
           () => this.send(null, null, { type: "leave_queue" }));
       } else if (typeof frame.seq === "number") {
         if (frame.seq <= this.rendered) return;
@@ -166,14 +401,61 @@
     }
 
     event(frame) {
-      if (frame.type === "message") this.render(frame);
-      else if (frame.type === "mode") {
-        this.agentName = frame.mode === "agent" ? frame.agent.name : null;
+      if (frame.type === "message") {
+        this.render(frame);
+        if (frame.author !== "shopper" && !this.hasAttribute("open")) {
+          this.unread += 1;
+          this.badge.textContent = String(this.unread);
+          this.badge.hidden = false;
+        }
+      } else if (frame.type === "mode") {
+        this.agentName = frame.mode === "agent" && frame.agent ? frame.agent.name : null;
         if (frame.mode !== "queued") this.setStatus("");
       } else if (frame.type === "offline_form") this.offlineForm(frame.handoff_id);
       else if (frame.type === "offline_received") this.closeCard("offline:" + frame.handoff_id);
       else if (frame.type === "csat_request") this.csatCard(frame);
       else if (frame.type === "csat_received") this.closeCard("csat:" + frame.handoff_id);
+    }
+
+    // -- rendering --------------------------------------------------------------------
+
+    pendingLine(clientId) {
+      return this.log.querySelector(`[data-client-id="${CSS.escape(clientId)}"]`);
+    }
+
+    render(frame) {
+      const pending = frame.client_id && this.pendingLine(frame.client_id);
+      if (pending) { pending.classList.remove("pending"); return; }
+      const who = frame.author === "agent" && frame.agent ? frame.agent.name : null;
+      const el = this.addLine(frame.author, frame.text, who);
+      if (frame.buttons && frame.buttons.length) {
+        const row = document.createElement("div");
+        row.className = "buttons";
+        frame.buttons.forEach((b) => {
+          const btn = document.createElement("button");
+          btn.type = "button";
+          btn.textContent = b.title;
+          btn.addEventListener("click", () => this.send(b.title, b.payload));
+          row.appendChild(btn);
+        });
+        el.after(row);
+      }
+    }
+
+    addLine(author, text, who) {
+      const el = document.createElement("div");
+      el.className = "msg " + (["bot", "agent", "shopper"].includes(author) ? author : "system");
+      if (who) {
+        const name = document.createElement("span");
+        name.className = "who";
+        name.textContent = who;
+        el.appendChild(name);
+      }
+      if (author === "shopper") el.appendChild(document.createTextNode(text));
+      else richText(el, String(text));
+      this.log.appendChild(el);
+      this.log.scrollTop = this.log.scrollHeight;
+      return el;
     }
 
     card(key, title) {
@@ -195,17 +477,18 @@
     }
 
     offlineForm(handoffId) {
-      const el = this.card("offline:" + handoffId, "Leave us a message");
+      const s = this.strings;
+      const el = this.card("offline:" + handoffId, s.offlineTitle);
       const form = document.createElement("form");
       form.className = "card";
       const email = document.createElement("input");
-      Object.assign(email, { type: "email", required: true, placeholder: "Your email" });
-      email.setAttribute("aria-label", "Your email");
+      Object.assign(email, { type: "email", required: true, placeholder: s.email, autocomplete: "email" });
+      email.setAttribute("aria-label", s.email);
       const text = document.createElement("textarea");
-      Object.assign(text, { required: true, rows: 3, maxLength: 4000, placeholder: "Your message" });
-      text.setAttribute("aria-label", "Your message for the team");
+      Object.assign(text, { required: true, rows: 3, maxLength: 4000, placeholder: s.message });
+      text.setAttribute("aria-label", s.message);
       const submit = document.createElement("button");
-      submit.textContent = "Send message";
+      submit.textContent = s.sendMessage;
       form.append(email, text, submit);
       form.addEventListener("submit", (e) => {
         e.preventDefault();
@@ -216,16 +499,18 @@
     }
 
     csatCard(frame) {
+      const s = this.strings;
       const el = this.card("csat:" + frame.handoff_id, frame.text);
       const stars = document.createElement("div");
       stars.className = "stars";
       const comment = document.createElement("input");
-      Object.assign(comment, { placeholder: "Anything to add? (optional)", maxLength: 1000 });
-      comment.setAttribute("aria-label", "Comment on your rating");
+      Object.assign(comment, { placeholder: s.comment, maxLength: 1000 });
+      comment.setAttribute("aria-label", s.comment);
       for (let score = 1; score <= 5; score++) {
         const b = document.createElement("button");
+        b.type = "button";
         b.textContent = String(score);
-        b.setAttribute("aria-label", `Rate ${score} out of 5`);
+        b.setAttribute("aria-label", fill(s.rate, { score }));
         b.addEventListener("click", () => {
           const rating = { type: "csat", handoff_id: frame.handoff_id, score };
           if (comment.value.trim()) rating.comment = comment.value.trim();
@@ -237,44 +522,11 @@
       el.append(stars, comment);
     }
 
-    render(frame) {
-      const pending = frame.client_id &&
-        this.log.querySelector(`[data-client-id="${CSS.escape(frame.client_id)}"]`);
-      if (pending) { pending.classList.remove("pending"); return; }
-      const el = this.addLine(frame.author, frame.text,
-        frame.author === "agent" && frame.agent ? frame.agent.name : null);
-      if (frame.buttons && frame.buttons.length) {
-        const row = document.createElement("div");
-        row.className = "buttons";
-        frame.buttons.forEach((b) => {
-          const btn = document.createElement("button");
-          btn.textContent = b.title;
-          btn.addEventListener("click", () => this.send(b.title, b.payload));
-          row.appendChild(btn);
-        });
-        el.after(row);
-      }
-    }
-
-    addLine(author, text, who) {
-      const el = document.createElement("div");
-      el.className = "msg " + (author || "system");
-      if (who) {
-        const name = document.createElement("span");
-        name.className = "who";
-        name.textContent = who;
-        el.appendChild(name);
-      }
-      el.appendChild(document.createTextNode(text));
-      this.log.appendChild(el);
-      this.log.scrollTop = this.log.scrollHeight;
-      return el;
-    }
+    // -- sending ----------------------------------------------------------------------
 
     // Every frame with a client_id goes through the outbox: resent after a reconnect until acked.
     send(text, payload, other) {
-      const client_id = (crypto.randomUUID ? crypto.randomUUID() : String(Date.now() + Math.random()))
-        .replace(/[^A-Za-z0-9_.:-]/g, "");
+      const client_id = newId();
       const frame = other ? { ...other, client_id } : { type: "message", client_id, text };
       if (payload) frame.payload = payload;
       this.outbox.push(frame);
@@ -287,10 +539,19 @@
       if (this.joined && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
     }
 
+    sendTyping(on) {
+      if (this.typingOn === on || !this.joined || this.ws.readyState !== WebSocket.OPEN) return;
+      this.typingOn = on;
+      this.ws.send(JSON.stringify({ type: "typing", on }));
+      clearTimeout(this.typingTimer);
+      if (on) this.typingTimer = setTimeout(() => this.sendTyping(false), 5000);
+    }
+
     setStatus(text, action, onAction) {
       this.statusEl.textContent = text;
       if (action) {
         const b = document.createElement("button");
+        b.type = "button";
         b.textContent = action;
         b.addEventListener("click", onAction);
         this.statusEl.appendChild(b);
@@ -300,6 +561,13 @@
   }
 
   customElements.define("shop-chat", ShopChat);
-  const mount = () => document.body.appendChild(document.createElement("shop-chat"));
+
+  const mount = () => {
+    const el = document.createElement("shop-chat");
+    const queued = (window.shopchat && window.shopchat.q) || [];
+    queued.forEach((args) => el.command(args[0], args[1]));
+    window.shopchat = (name, arg) => el.command(name, arg);
+    document.body.appendChild(el);
+  };
   if (document.body) mount(); else document.addEventListener("DOMContentLoaded", mount);
 })();

@@ -90,3 +90,26 @@ def test_page_url_must_be_http() -> None:
 
 def test_negative_last_seq_is_rejected() -> None:
     assert reject('{"type": "hello", "last_seq": -1}').code == "bad_frame"
+
+
+def test_handoff_frames_are_validated() -> None:
+    from handoff.protocol import Csat, LeaveQueue, OfflineMessage, PageUpdate, TypingIn
+
+    assert isinstance(parse_client_frame('{"type": "typing", "on": true}'), TypingIn)
+    assert isinstance(parse_client_frame('{"type": "leave_queue", "client_id": "l1"}'),
+                      LeaveQueue)
+    page = parse_client_frame('{"type": "page", "page": {"type": "cart", "cart": {"total": 9}}}')
+    assert isinstance(page, PageUpdate) and page.page.cart is not None
+    offline = parse_client_frame(json.dumps(
+        {"type": "offline_message", "client_id": "o1", "email": " sam@example.org ",
+         "text": "hello"}))
+    assert isinstance(offline, OfflineMessage) and offline.email == "sam@example.org"
+    rating = parse_client_frame(json.dumps(
+        {"type": "csat", "client_id": "r1", "handoff_id": 3, "score": 4}))
+    assert isinstance(rating, Csat) and rating.comment is None
+    for bad in ({"type": "csat", "client_id": "r2", "handoff_id": 3, "score": 6},
+                {"type": "offline_message", "client_id": "o2", "email": "nope", "text": "x"},
+                {"type": "offline_message", "client_id": "o3", "email": "a@b.cd", "text": " "}):
+        with pytest.raises(ProtocolError) as error:
+            parse_client_frame(json.dumps(bad))
+        assert error.value.client_id == bad["client_id"]
