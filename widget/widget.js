@@ -48,10 +48,20 @@
   };
 
   const css = `
-    :host { all: initial; position: fixed; bottom: 20px; z-index: 2147483000;
-            font: 16px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1b1b1b;
-            --accent: #1f5f4a; display: flex; flex-direction: column; align-items: flex-end; }
-    :host([position="left"]) { align-items: flex-start; }
+    /* !important on the host: a shop's global rules (even "* { all: unset !important }")
+       reach the element itself, and only important :host rules win over them. */
+    :host { all: initial !important; position: fixed !important; top: auto !important;
+            bottom: 20px !important; right: 20px !important; left: auto !important;
+            z-index: 2147483000 !important; display: flex !important;
+            flex-direction: column !important; align-items: flex-end !important;
+            font: 16px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif !important;
+            color: #1b1b1b !important; visibility: visible !important; opacity: 1 !important;
+            transform: none !important; pointer-events: auto !important;
+            width: auto !important; height: auto !important; margin: 0 !important;
+            padding: 0 !important; border: 0 !important; background: none !important;
+            --accent: #1f5f4a; }
+    :host([position="left"]) { left: 20px !important; right: auto !important;
+                               align-items: flex-start !important; }
     * { box-sizing: border-box; }
     button { font: inherit; cursor: pointer; }
     .launcher { position: relative; border: 0; border-radius: 28px; padding: 12px 20px;
@@ -106,7 +116,7 @@
     .panel, .bubble { transition: opacity .15s ease; }
     @media (prefers-reduced-motion: reduce) { .panel, .bubble { transition: none; } }
     @media (max-width: 480px) {
-      :host([open]) { inset: 0; bottom: 0; }
+      :host([open]) { inset: 0 !important; }
       :host([open]) .panel { position: fixed; inset: 0; width: 100vw; max-width: none;
                              height: 100dvh; max-height: none; border-radius: 0; margin: 0; }
       :host([open]) .launcher { display: none; }
@@ -232,14 +242,11 @@
 
     applyOptions(options) {
       if (options.color && /^#[0-9a-fA-F]{3,8}$/.test(options.color)) {
+        // Custom properties are not reset by "all: unset", so the shop's colour survives.
         this.style.setProperty("--accent", options.color);
       }
       if (options.position === "left" || options.position === "right") {
         this.setAttribute("position", options.position);
-        this.style.left = options.position === "left" ? "20px" : "";
-        this.style.right = options.position === "left" ? "" : "20px";
-      } else if (!this.hasAttribute("position")) {
-        this.style.right = "20px";
       }
       if (options.greeting) this.options.greeting = String(options.greeting);
       if (options.strings) Object.assign(this.strings, options.strings);
