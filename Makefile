@@ -31,9 +31,11 @@ $(RASA_VENV)/.installed: requirements-rasa.txt constraints-rasa.txt
 
 setup: $(VENV)/.installed $(RASA_VENV)/.installed
 
-# Trains only when config.yml, bot/domain.yml or data/ changed.
+# Trains only when config.yml, bot/domain.yml or data/ changed; re-embeds only
+# the knowledge-base articles that changed.
 train: setup
 	$(SHOPCHAT) train
+	$(SHOPCHAT) kb build
 
 run: train
 	$(SHOPCHAT) up

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         "support@example.com", description="Shown when no person can take the chat."
     )
     log_level: str = Field("info", description="debug, info, warning or error.")
+    kb_warm_up: bool = Field(
+        False,
+        description="Load the embedding model when the action server starts (set by "
+        "`shopchat up`), so the first FAQ question does not wait for it.",
+    )
     agent_session_hours: float = Field(
         12.0, gt=0, description="How long an agent's console login lasts."
     )
@@ -124,6 +129,18 @@ class Settings(BaseSettings):
     @property
     def tracker_db(self) -> Path:
         return self.var_path / "tracker.db"
+
+    @property
+    def kb_articles_path(self) -> Path:
+        return self.project_dir / "data" / "kb"
+
+    @property
+    def kb_index_path(self) -> Path:
+        return self.models_path / "kb"
+
+    @property
+    def kb_log_db(self) -> Path:
+        return self.var_path / "kb.db"
 
     @property
     def canned_responses_path(self) -> Path:

@@ -89,6 +89,84 @@ def eval_nlu(data: Path, model: Path | None, as_json: bool) -> None:
 
 
 @cli.group()
+def kb() -> None:
+    """The knowledge base: articles in data/kb/, an index in models/kb/."""
+
+
+@kb.command(name="build")
+@click.option("--articles", "articles_dir", type=click.Path(path_type=Path), default=None,
+              help="Directory of articles (default: data/kb).")
+def kb_build(articles_dir: Path | None) -> None:
+    """Check every article and (re)embed the changed ones into the index."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from shopchat.kb_eval import build
+
+    settings = _settings()
+    directory = articles_dir or settings.kb_articles_path
+    with Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("embed", total=None)
+
+        def step(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        report = build(directory, settings.kb_index_path, progress=step)
+    click.echo(f"Index {report.version}: {report.articles} articles, {report.vectors} vectors; "
+               f"embedded {len(report.embedded)}, reused {len(report.reused)}, "
+               f"removed {len(report.removed)} ({report.seconds} s).")
+
+
+@kb.command(name="search")
+@click.argument("text")
+@click.option("-k", "k", type=click.IntRange(1, 20), default=5, show_default=True,
+              help="How many articles to show.")
+def kb_search(text: str, k: int) -> None:
+    """Show the best-matching articles for TEXT, with scores and what the bot would do."""
+    from bot.kb.answer import decide
+    from bot.kb.index import IndexMissing, Retriever
+
+    settings = _settings()
+    try:
+        matches = Retriever(settings.kb_index_path).search(text, k)
+    except IndexMissing as error:
+        raise ShopchatError(str(error)) from error
+    table = Table(title=f"{text!r}")
+    for column in ("score", "article", "title"):
+        table.add_column(column, justify="right" if column == "score" else "left")
+    for match in matches:
+        table.add_row(f"{match.score:.3f}", match.article_id, match.title)
+    Console().print(table)
+    decision = decide(matches)
+    click.echo(f"The bot would: {decision.kind} "
+               f"({', '.join(m.article_id for m in decision.matches) or 'no article'})")
+
+
+@eval_group.command(name="kb")
+@click.option("--articles", "articles_dir", required=True, type=click.Path(path_type=Path),
+              help="Directory of articles (same format as data/kb).")
+@click.option("--queries", "queries", required=True, type=click.Path(path_type=Path),
+              help="CSV with header query,article_id (empty article_id: off-topic).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
+def eval_kb(articles_dir: Path, queries: Path, as_json: bool) -> None:
+    """hit@1, hit@3, MRR and retrieval latency of a fresh index on labelled questions."""
+    from shopchat.kb_eval import evaluate_kb
+
+    report = evaluate_kb(articles_dir, queries)
+    table = Table(title=f"{report['n']} questions, {report['articles']} articles")
+    for column in ("hit@1", "hit@3", "MRR", "p50 ms", "p95 ms"):
+        table.add_column(column, justify="right")
+    table.add_row(f"{report['hit@1']:.3f}", f"{report['hit@3']:.3f}", f"{report['mrr']:.3f}",
+                  str(report["p50_ms"]), str(report["p95_ms"]))
+    console.print(table)
+    for error in report["errors"]:
+        console.print(f"  {error['query']!r}: expected {error['expected']}, got "
+                      f"{error['ranked'][:1]} (rank {error['rank']})")
+    if as_json:
+        click.echo(json.dumps(report))
+
+
+@cli.group()
 def agents() -> None:
     """Accounts for the agent console."""
 

@@ -80,7 +80,7 @@ def plan(settings: Settings, token: str, model: Path) -> list[ProcessSpec]:
     actions = ProcessSpec(
         "actions",
         [python, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)],
-        {**shared, "SANIC_HOST": "127.0.0.1"},
+        {**shared, "SANIC_HOST": "127.0.0.1", "SHOPCHAT_KB_WARM_UP": "true"},
     )
     gateway = ProcessSpec("gateway", [python, "-m", "handoff"], shared)
     return [rasa, actions, gateway]

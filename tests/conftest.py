@@ -24,8 +24,13 @@ from shopchat.training import train
 
 @pytest.fixture(scope="session")
 def trained_model() -> Path:
-    """The project's model, trained once per run (`make test` has usually done it already)."""
-    return train(Settings()).model
+    """The project's model, trained once per run (`make test` has usually done it already),
+    and the knowledge-base index (incremental: nothing to do when articles are unchanged)."""
+    from shopchat.kb_eval import build
+
+    settings = Settings()
+    build(settings.kb_articles_path, settings.kb_index_path)
+    return train(settings).model
 
 
 @pytest.fixture(scope="session")

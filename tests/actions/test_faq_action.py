@@ -1,0 +1,52 @@
+"""The FAQ action with rasa-sdk's real dispatcher and tracker, over the real knowledge base."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.faq import ActionAnswerFaq, KnowledgeBase
+
+
+def faq_tracker(text: str, entities: list[dict[str, Any]] | None = None) -> Tracker:
+    parse = {"intent": {"name": "faq", "confidence": 1.0}, "entities": entities or [],
+             "text": text}
+    event = {"event": "user", "text": text, "parse_data": parse}
+    return Tracker("shopper-faq", {}, parse, [event], False, None, {}, "action_listen")
+
+
+async def ask(text: str, entities: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    dispatcher = CollectingDispatcher()
+    await ActionAnswerFaq().run(dispatcher, faq_tracker(text, entities), {})
+    return dispatcher.messages
+
+
+async def test_close_articles_are_offered_and_picking_one_answers_it(kb: KnowledgeBase) -> None:
+    (choice,) = await ask("returns")
+    assert "Which one do you mean?" in choice["text"]
+    offered = [b["payload"] for b in choice["buttons"]]
+    assert '/faq{"article_id":"how-to-return"}' in offered
+    assert '/faq{"article_id":"returns-policy"}' in offered
+    (answer,) = await ask('/faq{"article_id":"returns-policy"}',
+                          [{"entity": "article_id", "value": "returns-policy"}])
+    assert answer["text"].startswith("You can return unused items")
+    assert [b["title"] for b in answer["buttons"]] == ["👍 That helped", "👎 Not really"]
+
+
+async def test_feedback_is_stored_and_unknown_questions_are_logged(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    await ask("/faq", [{"entity": "article_id", "value": "gift-cards"},
+                       {"entity": "kb_feedback", "value": "no"}])
+    (reply,) = await ask("is the moon made of cheese?")
+    assert reply["buttons"] == [{"title": "Talk to a person", "payload": "/human_handoff"}]
+    db = kb.log.db.conn
+    assert db.execute("SELECT article_id, helpful FROM kb_feedback").fetchall() == [
+        ("gift-cards", 0)]
+    outcome = db.execute("SELECT outcome, query FROM kb_answers").fetchall()
+    assert ("none", "is the moon made of cheese?") in outcome
+    assert isinstance(db, sqlite3.Connection)
