@@ -446,6 +446,7 @@
           row.appendChild(btn);
         });
         el.after(row);
+        this.log.scrollTop = this.log.scrollHeight;
       }
     }
 

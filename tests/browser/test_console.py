@@ -59,7 +59,8 @@ async def test_agent_claims_reads_context_replies_and_closes(
 
             await page.fill("#reply", "Hi, I'm Dana. How can I help?")
             await page.press("#reply", "Enter")
-            got = await shopper.recv_until(lambda f: f.get("author") == "agent")
+            got = await shopper.recv_until(
+                lambda f: f["type"] == "message" and f["author"] == "agent")
             assert got[-1]["text"] == "Hi, I'm Dana. How can I help?"
 
             await shopper.say(XSS)
