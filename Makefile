@@ -50,6 +50,7 @@ lint: setup
 bench: train
 	$(VENV)/bin/python bench/bot_turn.py
 	$(VENV)/bin/python bench/agent_relay.py
+	$(VENV)/bin/python bench/kb_search.py
 
 clean:
 	rm -rf $(VENV) $(RASA_VENV) models var .pytest_cache .mypy_cache .ruff_cache

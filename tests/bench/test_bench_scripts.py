@@ -26,3 +26,19 @@ def test_agent_relay_bench_runs_and_reports_both_servers(tmp_path: Path) -> None
         assert 0 < figures["relay"]["p50_ms"] <= figures["relay"]["p99_ms"]
         # With a dozen sockets the RSS difference is page noise; only its presence is checked.
         assert isinstance(figures["kib_per_idle_connection"], int | float)
+
+
+def test_kb_search_bench_runs_and_reports_every_step(tmp_path: Path) -> None:
+    output = tmp_path / "kb.json"
+    completed = subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "bench" / "kb_search.py"), "--articles", "60",
+         "--rounds", "1", "--output", str(output)],
+        capture_output=True, text=True, timeout=300, check=False, cwd=PROJECT_DIR,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(output.read_text())
+    assert result["kb"]["articles"] == 60
+    for step in ("embed+search", "embed", "faiss search", "numpy brute force"):
+        figures = result["results"][step]
+        assert figures["n"] == result["questions"]
+        assert 0 < figures["p50_ms"] <= figures["p99_ms"]
