@@ -1,0 +1,1 @@
+"""The shop's customers, products, orders and returns, behind one interface (:class:`ShopStore`)."""
