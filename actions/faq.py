@@ -59,8 +59,8 @@ def _feedback_buttons(article_id: str) -> list[dict[str, str]]:
     def payload(helpful: str) -> str:
         return "/faq" + json.dumps({"article_id": article_id, "kb_feedback": helpful},
                                    separators=(",", ":"))
-    return [{"title": "👍 That helped", "payload": payload("yes")},
-            {"title": "👎 Not really", "payload": payload("no")}]
+    return [{"title": "Yes, that helped", "payload": payload("yes")},
+            {"title": "Not really", "payload": payload("no")}]
 
 
 def _answer_text(match: Match) -> str:

@@ -8,6 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.shop import settings
 from bot.escalation import consecutive_misses, handoff_payload
 
 
@@ -16,6 +17,9 @@ def _handoff_reason(tracker: Tracker) -> tuple[str, str]:
     intent = (tracker.latest_message.get("intent") or {}).get("name")
     if intent == "complain":
         return "complaint", "shopper complained"
+    if float(tracker.get_slot("failed_lookups") or 0) >= settings().max_failed_lookups:
+        return "verification_failed", "shopper could not prove an order was theirs " \
+            f"({int(float(tracker.get_slot('failed_lookups')))} failed lookups)"
     if tracker.get_slot("human_offered"):
         misses = consecutive_misses(tracker.events[:-1])
         return "fallback", f"bot did not understand {max(misses, 1)} messages in a row"

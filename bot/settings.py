@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -86,6 +87,53 @@ class Settings(BaseSettings):
         240.0, gt=0,
         description="Assumed length of an agent chat until enough chats were closed to measure it.",
     )
+    shop_backend: Literal["sqlite", "http"] = Field(
+        "sqlite",
+        description="Where orders, products and returns come from: the built-in SQLite "
+        "store (var/shop.db, demo data loaded on first start) or a shop's REST API.",
+    )
+    shop_api_url: str | None = Field(
+        None, description="Base URL of the shop's REST API (shop_backend = \"http\")."
+    )
+    shop_api_token: SecretStr | None = Field(
+        None, description="Bearer token for the shop's REST API."
+    )
+    shop_api_timeout: float = Field(5.0, gt=0, description="Seconds per shop API request.")
+    demo_data: bool = Field(
+        True,
+        description="Load the demo shop's customers, products and orders into an empty "
+        "SQLite store on start.",
+    )
+    identity_secret: SecretStr | None = Field(
+        None,
+        description="Shared secret the shop's backend signs customer identities with "
+        "(HMAC-SHA256). No default: without it identities are ignored; `shopchat up` "
+        "makes a random one per run for the demo shop.",
+    )
+    demo_identity: bool = Field(
+        False,
+        description="Serve /demo/identity, where the demo shop's pages get the demo "
+        "customer's signed identity. `shopchat up` turns it on only together with its own "
+        "per-run secret; never with a shop's real secret.",
+    )
+    identity_max_ttl: float = Field(
+        86400.0, gt=0,
+        description="Longest validity (seconds) accepted for a signed identity.",
+    )
+    return_window_days: int = Field(30, ge=0, description="Days after delivery to return.")
+    member_return_window_days: int = Field(
+        60, ge=0, description="Return window for Trailhead Club members."
+    )
+    max_failed_lookups: int = Field(
+        5, ge=1, description="Failed order lookups in one conversation before the bot "
+        "stops trying and offers a person.",
+    )
+
+    @field_validator("identity_secret", "rasa_token", "shop_api_token", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: object) -> object:
+        # SHOPCHAT_IDENTITY_SECRET= (set but empty) must not become a secret anyone can guess.
+        return None if value == "" else value
 
     @field_validator("log_level")
     @classmethod
@@ -141,6 +189,14 @@ class Settings(BaseSettings):
     @property
     def kb_log_db(self) -> Path:
         return self.var_path / "kb.db"
+
+    @property
+    def shop_db(self) -> Path:
+        return self.var_path / "shop.db"
+
+    @property
+    def shop_demo_data_path(self) -> Path:
+        return self.project_dir / "data" / "shop"
 
     @property
     def canned_responses_path(self) -> Path:

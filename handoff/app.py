@@ -80,7 +80,7 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
     ws = websocket_response()
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
-    session = ChatSession(request.app[HUB], request.app[DESK], ws)
+    session = ChatSession(request.app[HUB], request.app[DESK], ws, settings)
     try:
         await session.run(ws)
     finally:

@@ -11,6 +11,8 @@ import logging
 
 from aiohttp import WSMsgType, web
 
+from bot.identity import IdentityError, verify_identity
+from bot.settings import Settings
 from handoff.desk import Desk
 from handoff.exceptions import ProtocolError, ResumeRejected
 from handoff.hub import Hub, Subscriber
@@ -19,6 +21,7 @@ from handoff.protocol import (
     MAX_FRAME_BYTES,
     Csat,
     Hello,
+    IdentityIn,
     LeaveQueue,
     MessageIn,
     OfflineMessage,
@@ -51,9 +54,11 @@ def origin_allowed(origin: str | None, own_origin: str, allowed: list[str]) -> b
 class ChatSession:
     """The state of one shopper socket: which conversation it follows."""
 
-    def __init__(self, hub: Hub, desk: Desk, ws: web.WebSocketResponse) -> None:
+    def __init__(self, hub: Hub, desk: Desk, ws: web.WebSocketResponse,
+                 settings: Settings) -> None:
         self.hub = hub
         self.desk = desk
+        self.settings = settings
         self.subscriber = Subscriber(ws, last_seq=0)
         self.conversation_id: str | None = None
 
@@ -84,6 +89,8 @@ class ChatSession:
                     self.hub.store.set_page(
                         conversation_id, frame.page.model_dump(exclude_none=True)
                     )
+                elif isinstance(frame, IdentityIn):
+                    self._identify(conversation_id, frame.token)
                 elif isinstance(frame, TypingIn):
                     self.desk.shopper_typing(conversation_id, frame.on)
                 elif isinstance(frame, OfflineMessage):
@@ -123,6 +130,8 @@ class ChatSession:
             after = 0
             log.info("conversation=%s created", conversation.id)
         self.conversation_id = conversation.id
+        if hello.identity is not None:
+            self._identify(conversation.id, hello.identity)
         self.subscriber.push_control(
             welcome_frame(conversation.id, conversation.last_seq, conversation.mode, token)
         )
@@ -134,6 +143,25 @@ class ChatSession:
                 self.subscriber.push_control(status)
         # Anything left unanswered (Rasa was down, the gateway restarted) is retried now.
         self.hub.answer_pending(conversation.id)
+
+    def _identify(self, conversation_id: str, token: str) -> None:
+        """Trust a customer id only when the shop's signature on it checks out.
+
+        A bad token is logged and otherwise ignored: the shopper stays as they
+        were (anonymous, or the customer verified earlier), and must prove any
+        order is theirs with its email.
+        """
+        secret = self.settings.identity_secret
+        try:
+            customer_id = verify_identity(
+                token, secret.get_secret_value() if secret else "",
+                self.settings.identity_max_ttl,
+            )
+        except IdentityError as error:
+            log.warning("conversation=%s identity ignored: %s", conversation_id, error)
+            return
+        self.hub.store.set_customer(conversation_id, customer_id)
+        log.info("conversation=%s verified customer", conversation_id)
 
     def _acknowledge(self, client_id: str, change: Change) -> None:
         self.subscriber.push_control(

@@ -188,6 +188,7 @@ class Desk:
             tracker,
             conversation.page,
             {"reason": handoff.reason, "trigger": handoff.trigger},
+            customer_id=conversation.customer_id,
         )
         priority = priority_for(conversation.page, handoff.trigger)
         if self._online_agents():

@@ -211,6 +211,9 @@ class Hub:
             "page": conversation.page or {}, "conversation_id": conversation_id,
             "seq": message.seq,
         }
+        if conversation.customer_id is not None:
+            # Only ever a customer the storefront vouched for (see ChatSession._identify).
+            metadata["customer_id"] = conversation.customer_id
         self.signal(conversation_id, typing_frame(True))
         try:
             replies = await self.bridge.send(conversation_id, text, metadata)

@@ -137,6 +137,8 @@ class Conversation:
     mode: str
     page: dict[str, Any] | None
     last_seq: int
+    #: The shop customer the storefront vouched for (a verified signed identity), if any.
+    customer_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,9 @@ class ConversationStore:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         conn.executescript(SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(conversations)")}
+        if "customer_id" not in columns:  # databases from before verified identities
+            conn.execute("ALTER TABLE conversations ADD COLUMN customer_id TEXT")
 
     def close(self) -> None:
         self.db.conn.close()
@@ -215,6 +220,13 @@ class ConversationStore:
             [json.dumps(page), time.time(), conversation_id],
         )
 
+    def set_customer(self, conversation_id: str, customer_id: str) -> None:
+        """Record the verified customer; only ever called after the signature checked out."""
+        self.db.execute(
+            "UPDATE conversations SET customer_id = ?, updated_at = ? WHERE id = ?",
+            [customer_id, time.time(), conversation_id],
+        )
+
     def _row(self, conversation_id: str) -> dict[str, Any] | None:
         rows = list(self.db.query("SELECT * FROM conversations WHERE id = ?", [conversation_id]))
         return rows[0] if rows else None
@@ -222,7 +234,7 @@ class ConversationStore:
     @staticmethod
     def _conversation(row: dict[str, Any]) -> Conversation:
         page = json.loads(row["page"]) if row["page"] else None
-        return Conversation(row["id"], row["mode"], page, row["last_seq"])
+        return Conversation(row["id"], row["mode"], page, row["last_seq"], row["customer_id"])
 
     # -- events ---------------------------------------------------------
 

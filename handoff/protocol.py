@@ -21,6 +21,7 @@ __all__ = [
     "ClientFrame",
     "Csat",
     "Hello",
+    "IdentityIn",
     "LeaveQueue",
     "MessageIn",
     "OfflineMessage",
@@ -83,6 +84,8 @@ class Hello(_Frame):
     resume_token: Annotated[str, StringConstraints(max_length=128)] | None = None
     last_seq: int = Field(0, ge=0)
     page: Page | None = None
+    #: A customer id signed by the shop's backend (see bot.identity); ignored unless genuine.
+    identity: Annotated[str, StringConstraints(max_length=1024)] | None = None
 
 
 class MessageIn(_Frame):
@@ -91,6 +94,13 @@ class MessageIn(_Frame):
     text: str
     #: The payload of a quick-reply button the bot offered (e.g. "/human_handoff").
     payload: Annotated[str, StringConstraints(max_length=256)] | None = None
+
+
+class IdentityIn(_Frame):
+    """The shopper signed in on the shop after the chat started: a new signed identity."""
+
+    type: Literal["identity"]
+    token: Annotated[str, StringConstraints(max_length=1024)]
 
 
 class Ping(_Frame):
@@ -150,11 +160,13 @@ class Button(_Frame):
 
 ShopperFrame = (
     Hello | MessageIn | Ping | TypingIn | OfflineMessage | Csat | LeaveQueue | PageUpdate
+    | IdentityIn
 )
 ClientFrame = Annotated[ShopperFrame, Field(discriminator="type")]
 _client_frame: TypeAdapter[ShopperFrame] = TypeAdapter(ClientFrame)
 _KNOWN_TYPES = (
     "hello", "message", "ping", "typing", "offline_message", "csat", "leave_queue", "page",
+    "identity",
 )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import rjsmin
 from aiohttp import web
 
+from bot.identity import sign_identity
 from bot.settings import Settings
 
 __all__ = ["MinifiedScript", "add_static_routes"]
@@ -63,6 +64,10 @@ class MinifiedScript:
                             content_type="application/javascript", charset="utf-8")
 
 
+#: The demo shop's signed-in customer (data/shop/customers.yml).
+DEMO_CUSTOMER = "cus_0001"
+
+
 def add_static_routes(app: web.Application, settings: Settings) -> None:
     widget_dir = settings.project_dir / "widget"
     widget_js = MinifiedScript(widget_dir / "widget.js")
@@ -88,5 +93,20 @@ def add_static_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/console/", console_index)
     app.router.add_static("/console/", console_dir)
     app.router.add_get("/widget.js", widget)
+    async def demo_identity(request: web.Request) -> web.Response:
+        """The demo shop's "backend": signs its signed-in customer (Anna, cus_0001).
+
+        On only when `shopchat up` made its own per-run secret (settings.demo_identity);
+        a real shop signs on its own server with its own secret.
+        """
+        secret = settings.identity_secret
+        if not settings.demo_identity or secret is None:
+            raise web.HTTPNotFound(text="No demo identity: this gateway verifies a shop's "
+                                        "own signed identities.")
+        token = sign_identity(DEMO_CUSTOMER, secret.get_secret_value(), ttl=3600)
+        return web.json_response({"customer_id": DEMO_CUSTOMER, "token": token},
+                                 headers={"Cache-Control": "no-store"})
+
+    app.router.add_get("/demo/identity", demo_identity)
     app.router.add_get("/demo/", demo_index)
     app.router.add_static("/demo/", widget_dir / "demo")

@@ -236,6 +236,67 @@ def agents_passwd(email: str, password_stdin: bool) -> None:
     click.echo(f"Password changed for {email}; their open sessions were ended.")
 
 
+@cli.group()
+def shop() -> None:
+    """The shop's data: customers, products, orders, returns, and the bot's audit log."""
+
+
+@shop.command(name="load")
+def shop_load() -> None:
+    """Load the demo shop (data/shop/) into an empty store; `shopchat up` does it too."""
+    from bot.store.demo import DemoDataError, ensure_demo_data
+
+    settings = _settings()
+    if settings.shop_backend != "sqlite":
+        raise click.ClickException("shop_backend is \"http\": the shop's own API holds the data.")
+    try:
+        loaded = ensure_demo_data(settings.model_copy(update={"demo_data": True}))
+    except DemoDataError as error:
+        raise click.ClickException(str(error)) from error
+    if loaded is None:
+        click.echo(f"{settings.shop_db} already has data; nothing loaded.")
+    else:
+        click.echo(f"Loaded the demo shop into {settings.shop_db}: {loaded}.")
+
+
+@shop.command(name="audit")
+@click.option("--conversation", default=None, help="Only changes made in this conversation.")
+def shop_audit(conversation: str | None) -> None:
+    """Every change the bot made to orders and returns, oldest first."""
+    from bot.store.factory import open_store
+
+    table = Table(title="Changes made by the bot")
+    for column in ("when (UTC)", "action", "target", "conversation", "detail"):
+        table.add_column(column)
+    for entry in open_store(_settings()).audit_log(conversation):
+        table.add_row(f"{entry.at:%Y-%m-%d %H:%M:%S}", entry.action, entry.target,
+                      entry.conversation_id or "", json.dumps(entry.detail, ensure_ascii=False))
+    Console().print(table)
+
+
+@cli.group()
+def identity() -> None:
+    """Signed customer identities (what the shop's backend gives the widget)."""
+
+
+@identity.command(name="sign")
+@click.argument("customer_id")
+@click.option("--ttl", type=click.FloatRange(1, 86400), default=3600, show_default=True,
+              help="Seconds the token stays valid.")
+def identity_sign(customer_id: str, ttl: float) -> None:
+    """Print a token for CUSTOMER_ID signed with SHOPCHAT_IDENTITY_SECRET (for testing)."""
+    from bot.identity import IdentityError, sign_identity
+
+    settings = _settings()
+    if settings.identity_secret is None:
+        raise click.ClickException("No identity secret: set SHOPCHAT_IDENTITY_SECRET (the one "
+                                   "the gateway verifies with).")
+    try:
+        click.echo(sign_identity(customer_id, settings.identity_secret.get_secret_value(), ttl))
+    except IdentityError as error:
+        raise click.ClickException(str(error)) from error
+
+
 def main() -> None:
     try:
         cli(standalone_mode=False)

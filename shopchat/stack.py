@@ -25,6 +25,7 @@ from pathlib import Path
 
 from honcho.manager import Manager
 from honcho.printer import Message
+from pydantic import SecretStr
 
 from bot.settings import Settings
 from shopchat.rasa_env import rasa_env, rasa_executable
@@ -88,7 +89,13 @@ def plan(settings: Settings, token: str, model: Path) -> list[ProcessSpec]:
 
 def settings_env(settings: Settings, token: str) -> dict[str, str]:
     """The environment that gives a child process (gateway, actions) these settings."""
+    extra = {}
+    if settings.identity_secret is not None:
+        extra["SHOPCHAT_IDENTITY_SECRET"] = settings.identity_secret.get_secret_value()
+    if settings.demo_identity:
+        extra["SHOPCHAT_DEMO_IDENTITY"] = "true"
     return {
+        **extra,
         "SHOPCHAT_RASA_TOKEN": token,
         "SHOPCHAT_RASA_PORT": str(settings.rasa_port),
         "SHOPCHAT_ACTION_PORT": str(settings.action_port),
@@ -128,6 +135,13 @@ def up(settings: Settings, ready_timeout: float = 300) -> int:
     token = (
         settings.rasa_token.get_secret_value() if settings.rasa_token else secrets.token_urlsafe(24)
     )
+    if settings.identity_secret is None:
+        # The demo shop signs its customer with a secret that lives for this run only;
+        # a shop that configures its own secret gets no demo sign-in route.
+        settings = settings.model_copy(update={
+            "identity_secret": SecretStr(secrets.token_urlsafe(32)), "demo_identity": True,
+        })
+    shop_line = prepare_shop(settings)
     manager = Manager()
     for spec in plan(settings, token, model):
         manager.add_process(spec.name, shlex.join(spec.argv), env=spec.env,
@@ -135,6 +149,8 @@ def up(settings: Settings, ready_timeout: float = 300) -> int:
     stop = threading.Event()
 
     def watch() -> None:
+        if shop_line:
+            _announce(manager, shop_line)
         _announce(manager, f"waiting for rasa ({model.name}), actions and gateway ...")
         health = f"http://127.0.0.1:{settings.port}/healthz"
         if wait_until_healthy(health, ready_timeout, stop):
@@ -152,6 +168,18 @@ def up(settings: Settings, ready_timeout: float = 300) -> int:
     # Ctrl-C is how a person stops the stack: that is success, not an error for make.
     code = int(manager.returncode or 0)
     return 0 if code == SIGINT_EXIT else code
+
+
+def prepare_shop(settings: Settings) -> str | None:
+    """Load the demo shop's data into an empty store (first start); a line saying so."""
+    if settings.shop_backend != "sqlite":
+        return f"shop: orders and products from {settings.shop_api_url}"
+    from bot.store.demo import ensure_demo_data
+
+    loaded = ensure_demo_data(settings)
+    if loaded is None:
+        return None
+    return f"shop: loaded the demo shop into {settings.shop_db} ({loaded})"
 
 
 def agents_hint(settings: Settings) -> str:
@@ -215,11 +243,17 @@ class StackHandle:
         return code
 
 
-def spawn(var_dir: Path, model: Path, token: str) -> StackHandle:
-    """Start `shopchat up` on free ports with its own var/ dir, collecting its output."""
+def spawn(var_dir: Path, model: Path, token: str,
+          identity_secret: str | None = None) -> StackHandle:
+    """Start `shopchat up` on free ports with its own var/ dir, collecting its output.
+
+    With ``identity_secret`` the stack verifies identities signed with it (tests sign
+    their own); without, `shopchat up` makes a per-run demo secret.
+    """
     settings = Settings(
         port=free_port(), rasa_port=free_port(), action_port=free_port(), var_dir=var_dir,
         model=model, rasa_token=token,
+        identity_secret=SecretStr(identity_secret) if identity_secret else None,
     )
     env = {
         **os.environ,
@@ -231,6 +265,8 @@ def spawn(var_dir: Path, model: Path, token: str) -> StackHandle:
         "SHOPCHAT_RASA_TOKEN": token,
         "PYTHONUNBUFFERED": "1",
     }
+    if identity_secret:
+        env["SHOPCHAT_IDENTITY_SECRET"] = identity_secret
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "shopchat"), "up"],
         cwd=settings.project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

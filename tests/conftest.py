@@ -21,6 +21,9 @@ from handoff.app import create_app
 from shopchat.stack import StackHandle, free_port, spawn
 from shopchat.training import train
 
+#: What the test stack verifies signed customer identities with (tests sign their own).
+IDENTITY_SECRET = "test-identity-secret-not-for-production"
+
 
 @pytest.fixture(scope="session")
 def trained_model() -> Path:
@@ -36,7 +39,8 @@ def trained_model() -> Path:
 @pytest.fixture(scope="session")
 def stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackHandle]:
     """The real stack, started once for the session and ready (healthz ok)."""
-    running = spawn(tmp_path_factory.mktemp("stack-var"), trained_model, "test-token")
+    running = spawn(tmp_path_factory.mktemp("stack-var"), trained_model, "test-token",
+                    identity_secret=IDENTITY_SECRET)
     try:
         running.wait_for_line("ready:", timeout=300)
         yield running

@@ -235,9 +235,17 @@
     command(name, arg) {
       if (name === "config") this.applyOptions(arg || {});
       else if (name === "page") this.setPage(arg || {});
-      else if (name === "identity") this.identity = typeof arg === "string" ? arg : null;
+      else if (name === "identity") this.setIdentity(typeof arg === "string" ? arg : null);
       else if (name === "open") this.toggle(true, false);
       else if (name === "close") this.toggle(false, false);
+    }
+
+    // A token signed by the shop's backend; the gateway checks the signature (never the widget).
+    setIdentity(token) {
+      this.identity = token;
+      if (token && this.joined && this.ws.readyState === WebSocket.OPEN) {
+        this.ws.send(JSON.stringify({ type: "identity", token }));
+      }
     }
 
     applyOptions(options) {

@@ -37,9 +37,17 @@ _POSTCODE_CITY = re.compile(
 )
 
 
-def find_order_id(text: str) -> str | None:
-    """The first order number in ``text``, in canonical form."""
-    for match in _ORDER_IN_TEXT.finditer(text):
+_EXPLICIT_ORDER = re.compile(r"(?<![\w-])(SC-?\d{5,12}|#\s?\d{5,12})(?![\w-])", re.IGNORECASE)
+
+
+def find_order_id(text: str, explicit: bool = False) -> str | None:
+    """The first order number in ``text``, in canonical form.
+
+    ``explicit``: only numbers written as order numbers (``SC-100482``, ``#100482``),
+    for text that answers another question (an address has postcodes).
+    """
+    pattern = _EXPLICIT_ORDER if explicit else _ORDER_IN_TEXT
+    for match in pattern.finditer(text):
         order_id = normalise_order_id(match.group(1))
         if order_id is not None:
             return order_id
@@ -55,8 +63,8 @@ def words(text: str) -> set[str]:
     """Lower-case content words, plural 's' dropped: what matching compares."""
     found = set()
     for word in _WORD.findall(text.lower()):
-        if word in _STOP:
-            continue
+        if word in _STOP or (len(word) == 1 and not word.isdigit()):
+            continue  # "women's" leaves an "s" that must not match a size
         found.add(word[:-1] if len(word) > 3 and word.endswith("s") else word)
     return found
 

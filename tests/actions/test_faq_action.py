@@ -34,7 +34,7 @@ async def test_close_articles_are_offered_and_picking_one_answers_it(kb: Knowled
     (answer,) = await ask('/faq{"article_id":"returns-policy"}',
                           [{"entity": "article_id", "value": "returns-policy"}])
     assert answer["text"].startswith("You can return unused items")
-    assert [b["title"] for b in answer["buttons"]] == ["👍 That helped", "👎 Not really"]
+    assert [b["title"] for b in answer["buttons"]] == ["Yes, that helped", "Not really"]
 
 
 async def test_feedback_is_stored_and_unknown_questions_are_logged(

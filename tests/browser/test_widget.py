@@ -52,7 +52,7 @@ async def test_faq_answer_reload_and_a_person_taking_over(
         await expect(log.locator(".msg.bot").last).to_contain_text(REFUND)
         link = log.locator(".msg.bot a").last
         await expect(link).to_have_attribute("href", "https://trailhead.example/help/refunds")
-        await expect(log.locator(".buttons button").filter(has_text="That helped")).to_be_visible()
+        await expect(log.locator(".buttons button").filter(has_text="that helped")).to_be_visible()
         await page.screenshot(path=str(artifacts / "widget-desktop.png"))
 
         # Reload: the open chat stays open and the transcript comes back.

@@ -316,3 +316,33 @@ async def test_pending_message_is_answered_when_rasa_comes_back_on_the_same_sock
             assert not [f for f in frames if f["type"] == "error"]  # told once, not per retry
     finally:
         await gw.stop()
+
+
+async def test_only_a_genuinely_signed_identity_is_recorded(chat: Any, gateway: Any) -> None:
+    from bot.identity import sign_identity
+    from handoff.persistence import ConversationStore
+    from tests.conftest import IDENTITY_SECRET
+
+    def customer(conversation_id: str | None) -> str | None:
+        store = ConversationStore(gateway.settings.gateway_db)
+        try:
+            assert conversation_id is not None
+            found = store.get(conversation_id)
+            return None if found is None else found.customer_id
+        finally:
+            store.close()
+
+    forged = sign_identity("cus_0001", "not-the-secret")
+    async with chat() as client:
+        await client.hello(identity=forged)
+        await client.send({"type": "identity", "token": "garbage"})
+        await client.turn("hi")  # the socket still works after ignored tokens
+        assert customer(client.conversation_id) is None
+        # Signing in mid-chat: the identity frame.
+        await client.send({"type": "identity", "token": sign_identity("cus_0002",
+                                                                      IDENTITY_SECRET)})
+        await client.turn("hello again")
+        assert customer(client.conversation_id) == "cus_0002"
+    async with chat() as client:
+        await client.hello(identity=sign_identity("cus_0001", IDENTITY_SECRET))
+        assert customer(client.conversation_id) == "cus_0001"

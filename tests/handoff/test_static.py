@@ -60,3 +60,39 @@ async def test_console_and_demo_pages_are_served(server: str) -> None:
             assert response.status == 200 and response.headers["Cache-Control"] == "no-cache"
         async with session.get(f"{server}/demo/") as response:
             assert response.status == 200 and "widget.js" in await response.text()
+
+
+async def _serve(settings: Settings) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    add_static_routes(app, settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def test_the_demo_identity_is_served_only_with_the_per_run_demo_secret(
+    tmp_path: Path,
+) -> None:
+    from pydantic import SecretStr
+
+    from bot.identity import verify_identity
+
+    for settings, expected in (
+        (Settings(var_dir=tmp_path), 404),
+        (Settings(var_dir=tmp_path, identity_secret=SecretStr("shop-secret")), 404),
+        (Settings(var_dir=tmp_path, identity_secret=SecretStr("run-secret"),
+                  demo_identity=True), 200),
+    ):
+        runner, url = await _serve(settings)
+        try:
+            async with aiohttp.ClientSession() as session, \
+                    session.get(f"{url}/demo/identity") as response:
+                assert response.status == expected
+                if expected == 200:
+                    body = await response.json()
+                    assert response.headers["Cache-Control"] == "no-store"
+                    assert verify_identity(body["token"], "run-secret", 3600) == "cus_0001"
+        finally:
+            await runner.cleanup()

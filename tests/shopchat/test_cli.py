@@ -47,10 +47,11 @@ def test_bad_configuration_is_reported_without_a_traceback() -> None:
     assert "Traceback" not in completed.stderr
 
 
-def _shopchat(*args: str, var: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def _shopchat(*args: str, var: Path, stdin: str = "",
+              **extra_env: str) -> subprocess.CompletedProcess[str]:
     import os
 
-    env = {**os.environ, "SHOPCHAT_VAR_DIR": str(var)}
+    env = {**os.environ, "SHOPCHAT_VAR_DIR": str(var), **extra_env}
     return subprocess.run([SHOPCHAT, *args], input=stdin, capture_output=True, text=True,
                           check=False, env=env)
 
@@ -91,3 +92,35 @@ def test_agents_passwd_changes_the_password(tmp_path: Path) -> None:
     unknown = _shopchat("agents", "passwd", "nobody@shop.example", "--password-stdin",
                         var=tmp_path, stdin="second long password\n")
     assert unknown.returncode == 1 and "No agent" in unknown.stderr
+
+
+def test_shop_load_fills_an_empty_store_once_and_audit_lists_changes(tmp_path: Path) -> None:
+    from bot.settings import Settings
+    from bot.store.factory import open_store
+
+    first = _shopchat("shop", "load", var=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "33 products, 22 customers, 60 orders, 6 returns" in first.stdout
+    again = _shopchat("shop", "load", var=tmp_path)
+    assert "already has data; nothing loaded" in again.stdout
+    store = open_store(Settings(var_dir=tmp_path))
+    waiting = next(o for o in store.orders_for_customer("cus_0001", 10)
+                   if o.status == "processing")
+    store.cancel_order(waiting.id, "conv-cli")
+    audit = _shopchat("shop", "audit", "--conversation", "conv-cli", var=tmp_path)
+    assert "order_cancelled" in audit.stdout and waiting.id in audit.stdout
+
+
+def test_identity_sign_needs_the_secret_and_makes_a_verifiable_token(tmp_path: Path) -> None:
+    from bot.identity import verify_identity
+
+    missing = _shopchat("identity", "sign", "cus_0001", var=tmp_path,
+                        SHOPCHAT_IDENTITY_SECRET="")
+    assert missing.returncode == 1 and "SHOPCHAT_IDENTITY_SECRET" in missing.stderr
+    signed = _shopchat("identity", "sign", "cus_0001", "--ttl", "60", var=tmp_path,
+                       SHOPCHAT_IDENTITY_SECRET="cli-secret")
+    assert signed.returncode == 0, signed.stderr
+    assert verify_identity(signed.stdout.strip(), "cli-secret", 3600) == "cus_0001"
+    bad = _shopchat("identity", "sign", "not valid!", var=tmp_path,
+                    SHOPCHAT_IDENTITY_SECRET="cli-secret")
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr

@@ -66,11 +66,25 @@
     ],
   });
   tellChat();
-  // The demo customer is "signed in": the shop's backend (here, the gateway's demo
-  // route) signs their id; without a configured secret the chat treats them as a guest.
-  fetch("/demo/identity").then((r) => (r.ok ? r.json() : null)).then((body) => {
-    if (body && body.token) window.shopchat("identity", body.token);
-  }).catch(() => {});
+  // The demo customer Anna is "signed in" unless the visitor signs out: the shop's
+  // backend (here, the gateway's demo route) signs her customer id, the widget passes
+  // the token on and the gateway checks the signature. Signed out, the chat treats the
+  // visitor as a guest who must give an order's email to see it.
+  const signedIn = localStorage.getItem("demo-signed-in") !== "no";
+  const account = el("a", { href: "#", className: "account",
+    textContent: signedIn ? "Anna Berg (demo) · sign out" : "Sign in as Anna (demo)" });
+  account.addEventListener("click", (event) => {
+    event.preventDefault();
+    localStorage.setItem("demo-signed-in", signedIn ? "no" : "yes");
+    location.reload();
+  });
+  const nav = document.querySelector("header.site nav");
+  if (nav) nav.append(account);
+  if (signedIn) {
+    fetch("/demo/identity").then((r) => (r.ok ? r.json() : null)).then((body) => {
+      if (body && body.token) window.shopchat("identity", body.token);
+    }).catch(() => {});
+  }
 
   const main = document.querySelector("main");
   if (page === "home") {

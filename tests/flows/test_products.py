@@ -1,0 +1,55 @@
+"""Product questions through the real bot, answered from the shop's product data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot.store.base import ShopStore
+from bot.store.texts import money
+from tests.flows.conftest import press, said
+
+pytestmark = pytest.mark.stack
+
+
+async def test_on_a_product_page_stock_for_a_size_comes_from_the_data(
+    chat: Any, shop: ShopStore,
+) -> None:
+    jacket = shop.get_product("JKT-STORM-M")
+    assert jacket is not None
+    size = next(v.size for v in jacket.variants if v.size and v.stock > 0)
+    async with chat() as client:
+        await client.hello(page={"type": "product", "sku": jacket.sku,
+                                 "url": "https://shop.example/product.html?sku=JKT-STORM-M"})
+        frames = await client.turn(f"do you have this jacket in size {size}?")
+    assert jacket.name in said(frames) and f"in {size}" in said(frames)
+    assert "in stock" in said(frames)
+
+
+async def test_a_product_named_in_the_question_gets_its_price(chat: Any, shop: ShopStore) -> None:
+    tent = shop.get_product("TENT-RIDGE-2P")
+    assert tent is not None
+    async with chat() as client:
+        await client.hello(page={"type": "home"})
+        frames = await client.turn("how much is the Ridgeline 2-person tent?")
+    assert money(tent.price, tent.currency) in said(frames)
+
+
+async def test_elsewhere_the_bot_asks_which_product(chat: Any, shop: ShopStore) -> None:
+    solo = shop.get_product("TENT-SOLO-UL")
+    assert solo is not None
+    async with chat() as client:
+        await client.hello(page={"type": "cart"})
+        frames = await client.turn("what's the weight of the tent?")
+        assert "Which product" in said(frames)
+        choice = press(frames, lambda b: b["title"] == solo.name)
+        frames = await client.turn(choice["title"], payload=choice["payload"])
+    assert solo.specs["weight"] in said(frames) and solo.name in said(frames)
+
+
+async def test_this_jacket_on_the_jackets_page_is_that_jacket(chat: Any, shop: ShopStore) -> None:
+    async with chat() as client:
+        await client.hello(page={"type": "product", "sku": "JKT-STORM-M"})
+        frames = await client.turn("is this jacket waterproof?")
+    assert "Stormline rain jacket — waterproof rating: 20,000 mm" in said(frames)
