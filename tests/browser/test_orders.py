@@ -46,8 +46,10 @@ async def test_the_signed_in_demo_customer_is_greeted_and_tracks_an_order(
         label = await track.first.inner_text()
         await track.first.click()
         order_id = label.removeprefix("Track ").strip()
-        await expect(log.locator(".msg.bot").last).to_contain_text(f"Your order {order_id}")
-        await expect(log.locator(".msg.bot").last).not_to_contain_text("email")
+        answer = log.locator(".msg.bot").filter(has_text="Items:").last
+        await expect(answer).to_contain_text(f"Your order {order_id}")
+        await expect(answer).not_to_contain_text("email")
+        await expect(chat(page).locator(".typing")).to_have_text("")
         await page.screenshot(path=str(artifacts / "widget-order.png"))
     finally:
         await context.close()

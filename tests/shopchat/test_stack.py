@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,13 @@ def test_ctrl_c_stops_every_process(trained_model: Path, tmp_path: Path) -> None
     handle = spawn(tmp_path / "var", trained_model, "stop-token")
     try:
         handle.wait_for_line("ready:", timeout=300)
+        # First start: the demo shop is loaded; without a configured secret the demo
+        # shop signs its customer with a per-run one.
+        handle.wait_for_line("shop: loaded the demo shop", timeout=5)
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{handle.settings.port}/demo/identity", timeout=5
+        ) as response:
+            assert json.loads(response.read())["customer_id"] == "cus_0001"
     finally:
         code = handle.stop()
     settings = handle.settings

@@ -1,4 +1,5 @@
-/* The demo shop's own script: a tiny catalogue, a cart in localStorage, and the
+/* The demo shop's own script: a tiny catalogue (six of data/shop/products.yml, which the
+ * bot answers from: keep the two in step), a cart in localStorage, and the
  * chat embedded the way a real shop would (window.shopchat before widget.js). */
 (() => {
   "use strict";
@@ -6,15 +7,15 @@
     { sku: "TENT-RIDGE-2P", name: "Ridgeline 2-person tent", price: 249, category: "Tents",
       blurb: "Three-season, 2.1 kg, 3000 mm hydrostatic head." },
     { sku: "BAG-ALPINE-0C", name: "Alpine 0 °C sleeping bag", price: 179, category: "Sleeping",
-      blurb: "Duck down 650 fill, 980 g, compression sack included." },
+      blurb: "600 g responsibly sourced down, 850 g, comfort 0 °C." },
     { sku: "JKT-STORM-M", name: "Stormline rain jacket", price: 159, category: "Clothing",
       blurb: "3-layer waterproof shell, pit zips, helmet-compatible hood." },
     { sku: "BOOT-TRAIL-W", name: "Trailrunner hiking boots", price: 139, category: "Footwear",
       blurb: "Waterproof membrane, Vibram sole, 1.1 kg the pair." },
     { sku: "PACK-SUMMIT-38", name: "Summit 38 L backpack", price: 119, category: "Packs",
-      blurb: "Adjustable back length, rain cover, hydration sleeve." },
+      blurb: "Adjustable back length, rain cover included, 1.3 kg." },
     { sku: "STOVE-PEAK", name: "Peak gas stove", price: 49, category: "Cooking",
-      blurb: "Boils a litre in 3.5 minutes, 85 g." },
+      blurb: "Boils a litre in about 4 minutes, 88 g." },
   ];
   const CART_KEY = "trailhead-cart";
   const money = (n) => "€" + n.toFixed(2);
