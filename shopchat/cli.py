@@ -274,6 +274,61 @@ def shop_audit(conversation: str | None) -> None:
     Console().print(table)
 
 
+@cli.command()
+@click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True,
+              help="The period: this many days up to now.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write the per-day figures to this CSV file.")
+def report(days: int, as_json: bool, csv_path: Path | None) -> None:
+    """Support figures: containment, handoffs, waits, CSAT, KB feedback, intents."""
+    import csv
+    import datetime as dt
+
+    from handoff.analytics import build_report
+
+    settings = _settings()
+    until = dt.datetime.now(dt.UTC)
+    figures = build_report(settings.gateway_db, settings.kb_log_db, settings.tracker_db,
+                           until - dt.timedelta(days=days), until)
+    if csv_path is not None:
+        with csv_path.open("w", newline="") as handle:
+            columns = ["day", "conversations", "handoffs", "containment_rate",
+                       "fallback_rate", "shopper_messages", "csat_average"]
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(figures["days"])
+    totals = figures["totals"]
+
+    def show(value: object) -> str:
+        return "n/a" if value is None else str(value)
+
+    table = Table(title=f"Support, last {days} days")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("conversations", totals["conversations"]),
+        ("contained by the bot", totals["containment_rate"]),
+        ("handed to a person", totals["handoff_rate"]),
+        ("handoff reasons", ", ".join(f"{k} {v}" for k, v in totals["handoff_reasons"].items())),
+        ("queue wait median / p90 (s)", f"{show(totals['queue_wait_seconds']['median'])} / "
+                                        f"{show(totals['queue_wait_seconds']['p90'])}"),
+        ("first response median / p90 (s)",
+         f"{show(totals['first_response_seconds']['median'])} / "
+         f"{show(totals['first_response_seconds']['p90'])}"),
+        ("CSAT average (responses)",
+         f"{show(totals['csat']['average'])} ({totals['csat']['responses']})"),
+        ("KB answers helpful / not", f"{totals['kb']['helpful']} / {totals['kb']['not_helpful']}"),
+        ("fallback rate", totals["fallback_rate"]),
+        ("offline tickets", totals["offline_tickets"]),
+    ]
+    for name, value in rows:
+        table.add_row(name, show(value))
+    Console(stderr=as_json).print(table)
+    if as_json:
+        click.echo(json.dumps(figures))
+
+
 @cli.group()
 def identity() -> None:
     """Signed customer identities (what the shop's backend gives the widget)."""

@@ -1,0 +1,124 @@
+"""Support figures from a seeded gateway database, KB log and Rasa tracker store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.kb.log import KBLog
+from handoff.analytics import build_report
+from handoff.persistence import ConversationStore
+
+DAY1 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC).timestamp()
+DAY2 = datetime(2026, 11, 3, 10, 0, tzinfo=UTC).timestamp()
+SINCE, UNTIL = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 5, tzinfo=UTC)
+
+
+@pytest.fixture
+def var(tmp_path: Path) -> Path:
+    store = ConversationStore(tmp_path / "gateway.db")
+    ids = []
+    for n, created in enumerate([DAY1, DAY1, DAY1, DAY1, DAY2, DAY2]):
+        conversation, _ = store.create_conversation(None)
+        if n < 5:  # the sixth opened the chat and never wrote: not a conversation
+            store.append_shopper_message(conversation.id, f"m{n}",
+                                         {"type": "message", "author": "shopper", "text": "hi"})
+        store.db.execute("UPDATE conversations SET created_at = ? WHERE id = ?",
+                         [created, conversation.id])
+        ids.append(conversation.id)
+    handoffs = [  # trigger, queued, assigned, first response, resolution, csat
+        (ids[0], "requested", DAY1 + 100, DAY1 + 130, DAY1 + 160, "resolved", 5),
+        (ids[1], "fallback", DAY1 + 200, DAY1 + 290, DAY1 + 300, "resolved", 3),
+        (ids[4], "complaint", DAY2 + 300, None, None, None, None),
+    ]
+    for conversation_id, trigger, queued, assigned, first, resolution, csat in handoffs:
+        store.db.execute(
+            "INSERT INTO handoffs (conversation_id, state, trigger, reason, queued_at, "
+            "assigned_at, first_response_at, resolution, csat_score) "
+            "VALUES (?, 'closed', ?, 'r', ?, ?, ?, ?, ?)",
+            [conversation_id, trigger, queued, assigned, first, resolution, csat])
+    store.db.execute("INSERT INTO tickets (conversation_id, email, message, created_at) "
+                     "VALUES (?, 'a@example.com', 'help', ?)", [ids[4], DAY2 + 400])
+    store.close()
+
+    log = KBLog(tmp_path / "kb.db")
+    for helpful in (True, True, False):
+        log.db.execute("INSERT INTO kb_feedback (conversation_id, article_id, helpful, ts) "
+                       "VALUES ('c', 'refunds', ?, ?)", [int(helpful), DAY1 + 50])
+    log.db.conn.commit()
+
+    # Rasa's SQL tracker store table, as rasa 3.6 creates it.
+    tracker = sqlite3.connect(tmp_path / "tracker.db")
+    tracker.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, sender_id VARCHAR(255) "
+                    "NOT NULL, type_name VARCHAR(255) NOT NULL, timestamp FLOAT, intent_name "
+                    "VARCHAR(255), action_name VARCHAR(255), data TEXT)")
+    intents = ["greet"] * 3 + ["faq"] * 3 + ["nlu_fallback"] * 2 + ["out_of_scope",
+                                                                     "track_order"]
+    for n, intent in enumerate(intents):
+        data = {"event": "user", "parse_data": {"intent": {"name": intent,
+                                                           "confidence": 0.5 + n / 100}}}
+        tracker.execute("INSERT INTO events (sender_id, type_name, timestamp, intent_name, data)"
+                        " VALUES (?, 'user', ?, ?, ?)", [ids[n % 5], DAY1 + n, intent,
+                                                         json.dumps(data)])
+    agent_mode = {"event": "user", "metadata": {"to": "agent"},
+                  "parse_data": {"intent": {"name": "nlu_fallback", "confidence": 0.1}}}
+    tracker.execute("INSERT INTO events (sender_id, type_name, timestamp, intent_name, data) "
+                    "VALUES (?, 'user', ?, 'nlu_fallback', ?)",
+                    [ids[0], DAY1 + 500, json.dumps(agent_mode)])
+    tracker.execute("INSERT INTO events (sender_id, type_name, timestamp, action_name, data) "
+                    "VALUES (?, 'action', ?, 'action_listen', '{}')", [ids[0], DAY1 + 1])
+    tracker.commit()
+    tracker.close()
+    return tmp_path
+
+
+def test_the_figures_match_the_seeded_data(var: Path) -> None:
+    report = build_report(var / "gateway.db", var / "kb.db", var / "tracker.db", SINCE, UNTIL)
+    totals = report["totals"]
+    assert (totals["conversations"], totals["handoffs"]) == (5, 3)
+    assert (totals["containment_rate"], totals["handoff_rate"]) == (0.4, 0.6)
+    assert totals["handoff_reasons"] == {"requested": 1, "fallback": 1, "complaint": 1}
+    assert totals["queue_wait_seconds"] == {"n": 2, "median": 60.0, "p90": 90.0}
+    assert totals["first_response_seconds"] == {"n": 2, "median": 20.0, "p90": 30.0}
+    assert totals["resolutions"] == {"resolved": 2}
+    assert totals["csat"] == {"responses": 2, "average": 4.0,
+                              "distribution": {"1": 0, "2": 0, "3": 1, "4": 0, "5": 1}}
+    assert totals["kb"]["helpful"] == 2 and totals["kb"]["helpful_ratio"] == 0.6667
+    # 10 bot-handled messages, 3 of them misses; the agent-mode one is not counted.
+    assert (totals["shopper_messages"], totals["fallback_rate"]) == (10, 0.3)
+    assert totals["offline_tickets"] == 1
+    assert [(d["day"], d["conversations"], d["handoffs"]) for d in report["days"]] == \
+        [("2026-11-02", 4, 2), ("2026-11-03", 1, 1)]
+    top = report["intents"][0]
+    assert (top["intent"], top["messages"]) in {("greet", 3), ("faq", 3)}
+    assert {i["intent"]: i["messages"] for i in report["intents"]}["nlu_fallback"] == 2
+
+
+def test_an_empty_installation_reports_zeros_not_errors(tmp_path: Path) -> None:
+    report = build_report(tmp_path / "none.db", tmp_path / "none.db", tmp_path / "none.db",
+                          SINCE, UNTIL)
+    assert report["totals"]["conversations"] == 0
+    assert report["totals"]["containment_rate"] is None and report["days"] == []
+
+
+def test_shopchat_report_prints_json_and_writes_csv(var: Path, tmp_path: Path) -> None:
+    import os
+
+    out = tmp_path / "days.csv"
+    completed = subprocess.run(
+        [str(Path(sys.executable).parent / "shopchat"), "report", "--days", "3650", "--json",
+         "--csv", str(out)],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "SHOPCHAT_VAR_DIR": str(var)},
+    )
+    assert completed.returncode == 0, completed.stderr
+    figures = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert figures["totals"]["conversations"] == 5
+    assert out.read_text().splitlines()[0].startswith("day,conversations,handoffs")
+    assert len(out.read_text().splitlines()) == 3
