@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -120,6 +120,19 @@ class Settings(BaseSettings):
         86400.0, gt=0,
         description="Longest validity (seconds) accepted for a signed identity.",
     )
+    webhook_urls: list[str] = Field(
+        default_factory=list,
+        description="URLs that receive conversation events (queued, assigned, closed, CSAT, "
+        "offline ticket) as signed JSON POSTs; see docs/webhooks.md.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key the webhook signatures are made with."
+    )
+    webhook_max_attempts: int = Field(8, ge=1, le=30, description="Deliveries tried per event.")
+    webhook_retry_base: float = Field(
+        2.0, gt=0, description="Seconds before the first retry; doubled after each failure."
+    )
+    webhook_timeout: float = Field(10.0, gt=0, description="Seconds per webhook request.")
     return_window_days: int = Field(30, ge=0, description="Days after delivery to return.")
     member_return_window_days: int = Field(
         60, ge=0, description="Return window for Trailhead Club members."
@@ -129,11 +142,27 @@ class Settings(BaseSettings):
         "stops trying and offers a person.",
     )
 
-    @field_validator("identity_secret", "rasa_token", "shop_api_token", mode="before")
+    @field_validator("identity_secret", "rasa_token", "shop_api_token", "webhook_secret",
+                     mode="before")
     @classmethod
     def _empty_secret_is_none(cls, value: object) -> object:
         # SHOPCHAT_IDENTITY_SECRET= (set but empty) must not become a secret anyone can guess.
         return None if value == "" else value
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _http_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"webhook URL {url!r} must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> Settings:
+        if self.webhook_urls and self.webhook_secret is None:
+            raise ValueError("webhook_urls need a webhook_secret (SHOPCHAT_WEBHOOK_SECRET) so "
+                             "receivers can check the signature")
+        return self
 
     @field_validator("log_level")
     @classmethod

@@ -18,6 +18,7 @@ from handoff.desk import Desk, load_canned
 from handoff.hub import Hub
 from handoff.persistence import ConversationStore
 from handoff.rasa_bridge import RasaBridge
+from handoff.webhooks import Webhooks
 
 __all__ = ["DESK", "HUB", "SETTINGS", "create_app"]
 
@@ -39,12 +40,16 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     bridge = RasaBridge(session, settings.rasa_url, settings.action_url, token,
                         settings.rasa_timeout)
     hub = Hub(store, bridge)
-    desk = Desk(store, hub, bridge, settings, load_canned(settings.canned_responses_path))
+    webhooks = Webhooks(store, settings)
+    desk = Desk(store, hub, bridge, settings, load_canned(settings.canned_responses_path),
+                webhooks)
     app[HUB] = hub
     app[DESK] = desk
+    await webhooks.start()
     await desk.start()
     yield
     await desk.close()
+    await webhooks.close()
     await hub.close()
     await session.close()
     store.close()

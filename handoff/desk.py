@@ -57,6 +57,7 @@ from handoff.routing import (
     pick_agent,
     priority_for,
 )
+from handoff.webhooks import Webhooks
 
 __all__ = ["AgentConnection", "CannedResponse", "Desk", "load_canned"]
 
@@ -116,8 +117,10 @@ class Desk:
         bridge: RasaBridge,
         settings: Settings,
         canned: list[CannedResponse],
+        webhooks: Webhooks | None = None,
     ) -> None:
         self.store = store
+        self.webhooks = webhooks
         self.hub = hub
         self.bridge = bridge
         self.settings = settings
@@ -204,6 +207,10 @@ class Desk:
             )
             queued = False
         self._announce(handoff.conversation_id, change)
+        self._emit("conversation.queued", handoff.conversation_id, handoff_id=handoff.id,
+                   trigger=handoff.trigger, reason=handoff.reason, priority=priority,
+                   staffed=queued, page=conversation.page,
+                   customer_id=conversation.customer_id)
         log.info("conversation=%s handoff=%s %s (trigger %s, priority %s)",
                  handoff.conversation_id, handoff.id, "queued" if queued else "unstaffed",
                  handoff.trigger, priority)
@@ -264,6 +271,8 @@ class Desk:
         self._last_assigned[agent.id] = time.time()
         self._positions.pop(handoff.conversation_id, None)
         self._announce(handoff.conversation_id, change)
+        self._emit("conversation.assigned", handoff.conversation_id, handoff_id=handoff.id,
+                   agent={"id": agent.id, "name": agent.name})
         assigned = self.desk.get(handoff.id)
         assert assigned is not None
         self._send_to(agent.id, {
@@ -523,6 +532,9 @@ class Desk:
         if change is None:
             raise ProtocolError("not_your_chat", "This chat is not assigned to you (any more).")
         self._announce(frame.conversation_id, change)
+        self._emit("conversation.closed", frame.conversation_id, handoff_id=handoff.id,
+                   outcome=state, resolution=resolution,
+                   agent={"id": agent.id, "name": agent.name})
         self._send_to(agent.id, {"type": "unassigned", "conversation_id": frame.conversation_id,
                                  "reason": state})
         log.info("conversation=%s handoff=%s %s by %s", frame.conversation_id, handoff.id,
@@ -608,6 +620,8 @@ class Desk:
             self._positions.pop(conversation_id, None)
             self._announce(conversation_id, change)
             self._alert("ticket", handoff, f"New offline message from {email}.")
+            self._emit("ticket.created", conversation_id, handoff_id=handoff.id, email=email,
+                       message=text)
             self._changed()
         return change
 
@@ -630,7 +644,15 @@ class Desk:
                 "already.", client_id,
             )
         self._announce(conversation_id, change)
+        if change.new:
+            self._emit("csat.received", conversation_id, handoff_id=handoff_id, score=score,
+                       comment=comment)
         return change
+
+    def _emit(self, event: str, conversation_id: str, **data: Any) -> None:
+        """Tell the shop's systems (webhooks), after the change is stored."""
+        if self.webhooks is not None:
+            self.webhooks.emit(event, {"conversation_id": conversation_id, **data})
 
     # -- keeping consoles and waiting shoppers up to date ----------------------------
 

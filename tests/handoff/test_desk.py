@@ -33,23 +33,6 @@ pytestmark = pytest.mark.stack
 HUMAN = "I want to talk to a real person please"
 
 
-@pytest.fixture
-def make_gateway(gateway_settings: Settings) -> Callable[..., Any]:
-    """Start an in-process gateway with desk settings for the test: ``async with make(...)``."""
-
-    @asynccontextmanager
-    async def make(**overrides: Any) -> AsyncIterator[Gateway]:
-        settings = gateway_settings.model_copy(update={"presence_grace": 0.2, **overrides})
-        gateway = Gateway(settings)
-        await gateway.start()
-        try:
-            yield gateway
-        finally:
-            await gateway.stop()
-
-    return make
-
-
 @asynccontextmanager
 async def shopper(gateway: Gateway, **hello: Any) -> AsyncIterator[ChatClient]:
     async with connect(gateway.url) as ws:

@@ -1,0 +1,156 @@
+"""Outgoing webhooks: conversation events to a shop's helpdesk or CRM, signed and retried.
+
+Each event is written to an outbox table in the gateway database when it
+happens, then delivered by one background task to every configured URL: a
+JSON POST signed with HMAC-SHA256 over ``"<timestamp>.<body>"``
+(``X-Shopchat-Signature: sha256=<hex>``). A receiver that fails (non-2xx,
+timeout, refused connection) gets the event again with exponential backoff,
+up to ``webhook_max_attempts``; the delivery id (``X-Shopchat-Delivery``) stays
+the same across retries so receivers can drop repeats. Undelivered events
+survive a gateway restart because they are rows, not memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+
+from bot.settings import Settings
+from handoff.persistence import ConversationStore
+
+__all__ = ["EVENTS", "Webhooks", "sign"]
+
+log = logging.getLogger("gateway.webhooks")
+
+#: What a shop can subscribe to (all are sent to every configured URL).
+EVENTS = frozenset({"conversation.queued", "conversation.assigned", "conversation.closed",
+                    "csat.received", "ticket.created"})
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS webhook_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    delivery_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    event TEXT NOT NULL,
+    body TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL,
+    delivered_at REAL,
+    failed_at REAL,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS webhook_due ON webhook_outbox (delivered_at, failed_at, next_at);
+"""
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The signature header value a receiver recomputes to trust the request."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+class Webhooks:
+    def __init__(self, store: ConversationStore, settings: Settings) -> None:
+        self.store = store
+        self.urls = list(settings.webhook_urls)
+        self.secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret \
+            else ""
+        self.max_attempts = settings.webhook_max_attempts
+        self.base_delay = settings.webhook_retry_base
+        self.timeout = settings.webhook_timeout
+        store.db.conn.executescript(SCHEMA)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    def emit(self, event: str, data: dict[str, Any]) -> None:
+        """Queue ``event`` for every URL (a row per URL, written before anyone is told)."""
+        if event not in EVENTS:
+            raise ValueError(f"unknown webhook event {event!r}")
+        if not self.urls:
+            return
+        now = time.time()
+        delivery_id = uuid.uuid4().hex
+        body = json.dumps({"id": delivery_id, "event": event, "created_at": now, "data": data},
+                          separators=(",", ":"), default=str)
+        for url in self.urls:
+            self.store.db.execute(
+                "INSERT INTO webhook_outbox (delivery_id, url, event, body, next_at) "
+                "VALUES (?, ?, ?, ?, ?)", [delivery_id, url, event, body, now])
+        self._wake.set()
+
+    async def start(self) -> None:
+        if self.urls:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout))
+            self._task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._session is not None:
+            await self._session.close()
+
+    async def _run(self) -> None:
+        while True:
+            next_due = await self.deliver_due()
+            self._wake.clear()
+            timeout = None if next_due is None else max(0.05, next_due - time.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def deliver_due(self) -> float | None:
+        """Send every due row once; the time the next retry is due (None: nothing waits)."""
+        now = time.time()
+        rows = list(self.store.db.query(
+            "SELECT * FROM webhook_outbox WHERE delivered_at IS NULL AND failed_at IS NULL "
+            "AND next_at <= ? ORDER BY id", [now]))
+        for row in rows:
+            await self._deliver(row)
+        pending = list(self.store.db.query(
+            "SELECT min(next_at) AS due FROM webhook_outbox WHERE delivered_at IS NULL "
+            "AND failed_at IS NULL"))
+        due = pending[0]["due"] if pending else None
+        return float(due) if due is not None else None
+
+    async def _deliver(self, row: dict[str, Any]) -> None:
+        assert self._session is not None
+        body = row["body"].encode()
+        stamp = str(int(time.time()))
+        headers = {"Content-Type": "application/json", "X-Shopchat-Event": row["event"],
+                   "X-Shopchat-Delivery": row["delivery_id"], "X-Shopchat-Timestamp": stamp,
+                   "X-Shopchat-Signature": sign(self.secret, stamp, body)}
+        error = None
+        try:
+            async with self._session.post(row["url"], data=body, headers=headers) as response:
+                if 200 <= response.status < 300:
+                    self.store.db.execute(
+                        "UPDATE webhook_outbox SET delivered_at = ?, attempts = attempts + 1 "
+                        "WHERE id = ?", [time.time(), row["id"]])
+                    return
+                error = f"HTTP {response.status}"
+        except (aiohttp.ClientError, TimeoutError) as failure:
+            error = f"{failure.__class__.__name__}: {failure}"
+        attempts = row["attempts"] + 1
+        if attempts >= self.max_attempts:
+            log.warning("webhook %s to %s given up after %d attempts: %s", row["event"],
+                        row["url"], attempts, error)
+            self.store.db.execute(
+                "UPDATE webhook_outbox SET attempts = ?, failed_at = ?, last_error = ? "
+                "WHERE id = ?", [attempts, time.time(), error, row["id"]])
+            return
+        delay = self.base_delay * 2 ** (attempts - 1)
+        self.store.db.execute(
+            "UPDATE webhook_outbox SET attempts = ?, next_at = ?, last_error = ? WHERE id = ?",
+            [attempts, time.time() + delay, error, row["id"]])
