@@ -142,6 +142,70 @@ def kb_search(text: str, k: int) -> None:
                f"({', '.join(m.article_id for m in decision.matches) or 'no article'})")
 
 
+def _gaps(days: int) -> list[Any]:
+    import time
+
+    from bot.kb.gaps import find_gaps, unanswered_questions
+    from bot.kb.index import Retriever
+
+    settings = _settings()
+    questions = unanswered_questions(settings.kb_log_db, time.time() - days * 86400)
+    return find_gaps(questions, Retriever(settings.kb_index_path))
+
+
+@kb.command(name="gaps")
+@click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True,
+              help="Look at questions from this many days back.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
+def kb_gaps(days: int, as_json: bool) -> None:
+    """Questions the KB could not answer (or answered unhelpfully), grouped by topic."""
+    gaps = _gaps(days)
+    table = Table(title=f"Missing topics, last {days} days")
+    for column in ("gap", "questions", "example", "closest article (score)"):
+        table.add_column(column, justify="right" if column in ("gap", "questions") else "left")
+    for number, gap in enumerate(gaps, start=1):
+        nearest = f"{gap.nearest.article_id} ({gap.nearest.score:.2f})" if gap.nearest else ""
+        table.add_row(str(number), str(gap.count), gap.label, nearest)
+    Console(stderr=as_json).print(table if gaps else "No unanswered questions in that period.")
+    if as_json:
+        click.echo(json.dumps({"gaps": [
+            {"gap": n, "count": g.count, "label": g.label, "questions": list(g.questions),
+             "nearest": {"article_id": g.nearest.article_id, "score": round(g.nearest.score, 3)}
+             if g.nearest else None} for n, g in enumerate(gaps, start=1)]}))
+
+
+@kb.command(name="new")
+@click.argument("article_id")
+@click.option("--gap", "gap_number", type=click.IntRange(1), required=True,
+              help="The gap's number in `shopchat kb gaps`.")
+@click.option("--title", default=None, help="The article's title (default: the gap's example).")
+@click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True)
+def kb_new(article_id: str, gap_number: int, title: str | None, days: int) -> None:
+    """Scaffold a draft article in data/kb/drafts/ from a gap's questions."""
+    import re
+
+    from bot.kb.articles import ID_PATTERN
+    from bot.kb.gaps import scaffold
+
+    if not re.match(ID_PATTERN, article_id):
+        raise click.ClickException("The id must be a lowercase slug, like gift-wrapping.")
+    settings = _settings()
+    if (settings.kb_articles_path / f"{article_id}.md").exists():
+        raise click.ClickException(f"data/kb/{article_id}.md exists already.")
+    gaps = _gaps(days)
+    if gap_number > len(gaps):
+        raise click.ClickException(f"There are {len(gaps)} gaps; see `shopchat kb gaps`.")
+    gap = gaps[gap_number - 1]
+    drafts = settings.kb_articles_path / "drafts"
+    drafts.mkdir(parents=True, exist_ok=True)
+    target = drafts / f"{article_id}.md"
+    if target.exists():
+        raise click.ClickException(f"{target} exists already.")
+    target.write_text(scaffold(article_id, title or gap.label, gap), encoding="utf-8")
+    click.echo(f"Wrote {target} with {min(gap.count, 8)} shopper questions. Write the answer, "
+               f"move it to {settings.kb_articles_path}/ and run `shopchat kb build`.")
+
+
 @eval_group.command(name="kb")
 @click.option("--articles", "articles_dir", required=True, type=click.Path(path_type=Path),
               help="Directory of articles (same format as data/kb).")

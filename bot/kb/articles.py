@@ -133,6 +133,9 @@ def parse_article(path: Path) -> Article:
     if not body:
         raise ArticleError([Problem(path, body_line, "empty body: write the answer below the "
                                                       "front matter")])
+    if body.startswith("TODO: write the answer"):
+        raise ArticleError([Problem(path, body_line, "still a draft: replace the TODO line "
+                                                      "with the answer")])
     return Article(meta.id, meta.title, meta.url, tuple(meta.tags), tuple(meta.questions),
                    body, path)
 

@@ -1,0 +1,111 @@
+"""What the knowledge base is missing: the questions it could not answer, grouped by meaning.
+
+Sources, all in the answer log (``var/kb.db``): questions the KB found no
+article for (``none``, and ``fallback_none`` for messages the NLU could not
+place), and questions whose answer the shopper marked "not helpful". Each is
+embedded with the same MiniLM model as the articles and grouped greedily by
+cosine similarity, so staff see the top missing topics with real phrasings
+and, for each, the closest existing article (extend it, or write a new one).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.kb.index import Match, Retriever
+
+__all__ = ["Gap", "find_gaps", "group_vectors", "scaffold", "unanswered_questions"]
+
+#: Two questions belong to one topic at this cosine similarity (MiniLM, unit vectors).
+SAME_TOPIC = 0.6
+DRAFT_MARKER = "TODO: write the answer shoppers will read"
+
+
+@dataclass(frozen=True)
+class Gap:
+    label: str
+    questions: tuple[str, ...]
+    nearest: Match | None
+
+    @property
+    def count(self) -> int:
+        return len(self.questions)
+
+
+def unanswered_questions(log_db: Path, since: float) -> list[str]:
+    """Questions without a good answer since ``since`` (unix time), oldest first."""
+    if not log_db.exists():
+        return []
+    conn = sqlite3.connect(f"file:{log_db}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT query FROM kb_answers WHERE outcome IN ('none', 'fallback_none') "
+            "AND ts >= ? UNION ALL "
+            # The question behind each "not helpful": the last answer with that article
+            # in the same conversation before the feedback.
+            "SELECT (SELECT a.query FROM kb_answers a WHERE a.conversation_id = f.conversation_id"
+            " AND a.article_id = f.article_id AND a.ts <= f.ts ORDER BY a.ts DESC LIMIT 1) "
+            "FROM kb_feedback f WHERE f.helpful = 0 AND f.ts >= ?", [since, since]).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()
+    return [row[0] for row in rows if row[0] and not row[0].startswith("/")]
+
+
+def group_vectors(vectors: np.ndarray[Any, np.dtype[np.float32]],
+                  threshold: float = SAME_TOPIC) -> list[list[int]]:
+    """Greedy grouping of unit vectors: each joins the closest group centroid above
+    ``threshold`` or starts a new group. Biggest groups first."""
+    groups: list[list[int]] = []
+    centroids: list[np.ndarray[Any, np.dtype[np.float32]]] = []
+    for i, vector in enumerate(vectors):
+        best, score = -1, threshold
+        for g, centroid in enumerate(centroids):
+            similarity = float(vector @ centroid / (np.linalg.norm(centroid) or 1.0))
+            if similarity >= score:
+                best, score = g, similarity
+        if best < 0:
+            groups.append([i])
+            centroids.append(vector.astype(np.float32).copy())
+        else:
+            groups[best].append(i)
+            centroids[best] = centroids[best] + vector
+    return sorted(groups, key=lambda members: (-len(members), members[0]))
+
+
+def find_gaps(questions: list[str], retriever: Retriever,
+              threshold: float = SAME_TOPIC) -> list[Gap]:
+    """Group ``questions`` by topic; label each by its most central question."""
+    unique = list(dict.fromkeys(q.strip() for q in questions if q.strip()))
+    if not unique:
+        return []
+    vectors = retriever.embedder.encode(unique)
+    gaps = []
+    for members in group_vectors(vectors, threshold):
+        centroid = vectors[members].mean(axis=0)
+        label = unique[max(members, key=lambda i: float(vectors[i] @ centroid))]
+        try:
+            matches = retriever.index().search(centroid / np.linalg.norm(centroid), 1)
+        except Exception:  # no index yet: the gaps are still worth seeing
+            matches = []
+        gaps.append(Gap(label, tuple(unique[i] for i in members),
+                        matches[0] if matches else None))
+    return gaps
+
+
+def scaffold(article_id: str, title: str, gap: Gap) -> str:
+    """A draft article for a gap: front matter with the shoppers' own phrasings."""
+    questions = "\n".join(f"  - {_yaml_string(q)}" for q in gap.questions[:8])
+    return (f"---\nid: {article_id}\ntitle: {_yaml_string(title)}\nquestions:\n{questions}\n"
+            f"---\n{DRAFT_MARKER} (then move this file from data/kb/drafts/ to data/kb/ "
+            "and run `shopchat kb build`).\n")
+
+
+def _yaml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
