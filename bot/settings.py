@@ -133,6 +133,11 @@ class Settings(BaseSettings):
         2.0, gt=0, description="Seconds before the first retry; doubled after each failure."
     )
     webhook_timeout: float = Field(10.0, gt=0, description="Seconds per webhook request.")
+    retention_days: float | None = Field(
+        None, gt=0,
+        description="Delete conversations (transcripts, tickets, KB log, Rasa tracker) last "
+        "active more than this many days ago; checked at start and daily. Unset: keep.",
+    )
     return_window_days: int = Field(30, ge=0, description="Days after delivery to return.")
     member_return_window_days: int = Field(
         60, ge=0, description="Return window for Trailhead Club members."

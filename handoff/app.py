@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections.abc import AsyncIterator
@@ -47,12 +48,32 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[DESK] = desk
     await webhooks.start()
     await desk.start()
+    retention = asyncio.create_task(_retention(settings)) if settings.retention_days else None
     yield
+    if retention is not None:
+        retention.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await retention
     await desk.close()
     await webhooks.close()
     await hub.close()
     await session.close()
     store.close()
+
+
+async def _retention(settings: Settings) -> None:
+    """Delete conversations older than ``retention_days``: at start, then daily."""
+    from handoff.privacy import purge_older_than
+
+    assert settings.retention_days is not None
+    while True:
+        try:
+            purged = await asyncio.to_thread(purge_older_than, settings, settings.retention_days)
+            log.info("retention: deleted %d conversations older than %s days", purged,
+                     settings.retention_days)
+        except Exception:  # a failed purge must not take the gateway down; retried tomorrow
+            log.exception("retention purge failed")
+        await asyncio.sleep(86400)
 
 
 async def _close_sockets(app: web.Application) -> None:

@@ -394,6 +394,53 @@ def report(days: int, as_json: bool, csv_path: Path | None) -> None:
 
 
 @cli.group()
+def privacy() -> None:
+    """A shopper's data on request (GDPR), and retention."""
+
+
+@privacy.command(name="export")
+@click.argument("email")
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the JSON here instead of standard output.")
+def privacy_export(email: str, output: Path | None) -> None:
+    """Everything stored about EMAIL, as JSON."""
+    from handoff.privacy import export
+
+    data = json.dumps(export(_settings(), email), indent=2, default=str, ensure_ascii=False)
+    if output is None:
+        click.echo(data)
+    else:
+        output.write_text(data + "\n", encoding="utf-8")
+        click.echo(f"Wrote {output}.", err=True)
+
+
+@privacy.command(name="delete")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def privacy_delete(email: str, yes: bool) -> None:
+    """Erase EMAIL's conversations everywhere; pseudonymise the shop customer."""
+    from handoff.privacy import conversations_of, delete
+
+    settings = _settings()
+    found = conversations_of(settings, email)
+    if not yes and not click.confirm(f"Delete {len(found)} conversations of {email}?"):
+        raise click.Abort()
+    counts = delete(settings, email)
+    click.echo("Deleted: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
+
+
+@privacy.command(name="purge")
+@click.option("--days", type=click.FloatRange(min=1), required=True,
+              help="Delete conversations last active more than this many days ago.")
+def privacy_purge(days: float) -> None:
+    """Retention: delete old conversations now (the gateway does it daily with
+    SHOPCHAT_RETENTION_DAYS)."""
+    from handoff.privacy import purge_older_than
+
+    click.echo(f"Deleted {purge_older_than(_settings(), days)} conversations.")
+
+
+@cli.group()
 def identity() -> None:
     """Signed customer identities (what the shop's backend gives the widget)."""
 

@@ -1,0 +1,229 @@
+"""A shopper's data on request (GDPR access and erasure), and retention.
+
+Everything shopchat stores about a shopper hangs off their conversations. A
+shopper is found by email in every store: offline tickets, what they typed
+(the transcript, the agent's context packet), Rasa's tracker, and the shop
+customer with that email (whose verified chats carry their customer id).
+``export`` returns all of it as JSON; ``delete`` removes the conversations
+from the gateway database, the knowledge-base log and Rasa's tracker store,
+drops undelivered webhooks that carry them, and pseudonymises the customer in
+the built-in shop store (orders stay: they are the shop's accounting
+records, now without the email and name). Each request is logged with a hash
+of the email, never the email.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bot.settings import Settings
+
+__all__ = ["conversations_of", "delete", "export", "purge_older_than"]
+
+#: Gateway tables keyed by conversation id, children before parents.
+GATEWAY_TABLES = ("notes", "tickets", "handoffs", "client_messages", "events", "conversations")
+
+LOG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS privacy_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    action TEXT NOT NULL,
+    subject_sha256 TEXT,
+    detail TEXT NOT NULL
+);
+"""
+
+
+@contextmanager
+def _open(path: Path) -> Iterator[sqlite3.Connection | None]:
+    if not path.exists():
+        yield None
+        return
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        yield conn
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def _has_table(conn: sqlite3.Connection, table: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                        [table]).fetchone() is not None
+
+
+def _like(email: str) -> str:
+    return "%" + email.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _customer_ids(settings: Settings, email: str) -> list[str]:
+    with _open(settings.shop_db) as conn:
+        if conn is None or not _has_table(conn, "customers"):
+            return []
+        return [row["id"] for row in conn.execute(
+            "SELECT id FROM customers WHERE lower(email) = lower(?)", [email])]
+
+
+def conversations_of(settings: Settings, email: str) -> list[str]:
+    """Every conversation that belongs to, or mentions, ``email``."""
+    found: set[str] = set()
+    pattern = _like(email)
+    with _open(settings.gateway_db) as conn:
+        if conn is not None and _has_table(conn, "conversations"):
+            queries = [
+                ("SELECT conversation_id FROM tickets WHERE lower(email) = lower(?)", [email]),
+                ("SELECT DISTINCT conversation_id FROM events WHERE body LIKE ? ESCAPE '\\'",
+                 [pattern]),
+                ("SELECT DISTINCT conversation_id FROM handoffs WHERE context LIKE ? "
+                 "ESCAPE '\\'", [pattern]),
+            ]
+            customers = _customer_ids(settings, email)
+            if customers:
+                marks = ",".join("?" * len(customers))
+                queries.append((f"SELECT id FROM conversations WHERE customer_id IN ({marks})",
+                                customers))
+            for query, params in queries:
+                found.update(row[0] for row in conn.execute(query, params))
+    with _open(settings.tracker_db) as conn:
+        if conn is not None and _has_table(conn, "events"):
+            found.update(row[0] for row in conn.execute(
+                "SELECT DISTINCT sender_id FROM events WHERE data LIKE ? ESCAPE '\\'",
+                [pattern]))
+    return sorted(found)
+
+
+def _rows(conn: sqlite3.Connection | None, table: str, column: str,
+          ids: list[str]) -> list[dict[str, Any]]:
+    if conn is None or not ids or not _has_table(conn, table):
+        return []
+    marks = ",".join("?" * len(ids))
+    return [dict(row) for row in conn.execute(
+        f"SELECT * FROM {table} WHERE {column} IN ({marks})", ids)]
+
+
+def export(settings: Settings, email: str) -> dict[str, Any]:
+    """Everything stored about ``email``, as JSON-ready data."""
+    ids = conversations_of(settings, email)
+    result: dict[str, Any] = {"email": email, "conversations": ids, "gateway": {},
+                              "knowledge_base": {}, "rasa_tracker": [], "shop": {}}
+    with _open(settings.gateway_db) as conn:
+        for table in GATEWAY_TABLES:
+            key = "id" if table == "conversations" else "conversation_id"
+            result["gateway"][table] = _rows(conn, table, key, ids)
+    with _open(settings.kb_log_db) as conn:
+        for table in ("kb_answers", "kb_feedback"):
+            result["knowledge_base"][table] = _rows(conn, table, "conversation_id", ids)
+    with _open(settings.tracker_db) as conn:
+        result["rasa_tracker"] = _rows(conn, "events", "sender_id", ids)
+    customers = _customer_ids(settings, email)
+    with _open(settings.shop_db) as conn:
+        result["shop"] = {
+            "customers": _rows(conn, "customers", "id", customers),
+            "orders": _rows(conn, "orders", "customer_id", customers),
+            "audit": _rows(conn, "audit", "conversation_id", ids),
+        }
+    _log(settings, "export", email, {"conversations": len(ids)})
+    return result
+
+
+def _delete_conversations(settings: Settings, ids: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    if not ids:
+        return counts
+    marks = ",".join("?" * len(ids))
+    with _open(settings.gateway_db) as conn:
+        if conn is not None:
+            for table in GATEWAY_TABLES:
+                if _has_table(conn, table):
+                    key = "id" if table == "conversations" else "conversation_id"
+                    counts[table] = conn.execute(
+                        f"DELETE FROM {table} WHERE {key} IN ({marks})", ids).rowcount
+            if _has_table(conn, "webhook_outbox"):
+                for conversation_id in ids:
+                    counts["webhook_outbox"] = counts.get("webhook_outbox", 0) + conn.execute(
+                        "DELETE FROM webhook_outbox WHERE body LIKE ? ESCAPE '\\'",
+                        [_like(conversation_id)]).rowcount
+    with _open(settings.kb_log_db) as conn:
+        if conn is not None:
+            for table in ("kb_answers", "kb_feedback"):
+                if _has_table(conn, table):
+                    counts[table] = conn.execute(
+                        f"DELETE FROM {table} WHERE conversation_id IN ({marks})", ids).rowcount
+    with _open(settings.tracker_db) as conn:
+        if conn is not None and _has_table(conn, "events"):
+            counts["rasa_events"] = conn.execute(
+                f"DELETE FROM events WHERE sender_id IN ({marks})", ids).rowcount
+    for path in (settings.gateway_db, settings.kb_log_db, settings.tracker_db):
+        _compact(path)
+    return counts
+
+
+def _compact(path: Path) -> None:
+    """Deleted rows must not linger in free pages or in the write-ahead log."""
+    with _open(path) as conn:
+        if conn is not None:
+            conn.commit()
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def delete(settings: Settings, email: str) -> dict[str, int]:
+    """Erase ``email``'s conversations everywhere and pseudonymise the shop customer."""
+    ids = conversations_of(settings, email)
+    counts = _delete_conversations(settings, ids)
+    subject = hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    placeholder = f"deleted-{subject[:12]}@invalid"
+    customers = _customer_ids(settings, email)
+    with _open(settings.shop_db) as conn:
+        if conn is not None and customers:
+            for customer_id in customers:
+                row = conn.execute("SELECT data FROM customers WHERE id = ?",
+                                   [customer_id]).fetchone()
+                data = json.loads(row["data"])
+                data.update(email=placeholder, first_name="Deleted", last_name="Customer")
+                conn.execute("UPDATE customers SET email = ?, data = ? WHERE id = ?",
+                             [placeholder, json.dumps(data), customer_id])
+                for order in conn.execute("SELECT id, data FROM orders WHERE customer_id = ?",
+                                          [customer_id]).fetchall():
+                    order_data = json.loads(order["data"])
+                    order_data["email"] = placeholder
+                    conn.execute("UPDATE orders SET data = ? WHERE id = ?",
+                                 [json.dumps(order_data), order["id"]])
+            counts["shop_customers_pseudonymised"] = len(customers)
+    if customers:
+        _compact(settings.shop_db)
+    _log(settings, "delete", email, {"conversations": len(ids), **counts})
+    return {"conversations": len(ids), **counts}
+
+
+def purge_older_than(settings: Settings, days: float, now: float | None = None) -> int:
+    """Retention: delete every conversation last active more than ``days`` ago."""
+    cutoff = (time.time() if now is None else now) - days * 86400
+    with _open(settings.gateway_db) as conn:
+        ids = [] if conn is None or not _has_table(conn, "conversations") else [
+            row[0] for row in conn.execute(
+                "SELECT id FROM conversations WHERE updated_at < ?", [cutoff])]
+    counts = _delete_conversations(settings, ids)
+    _log(settings, "purge", None, {"days": days, "conversations": len(ids), **counts})
+    return len(ids)
+
+
+def _log(settings: Settings, action: str, email: str | None, detail: dict[str, Any]) -> None:
+    settings.gateway_db.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(settings.gateway_db)
+    try:
+        conn.executescript(LOG_SCHEMA)
+        subject = hashlib.sha256(email.strip().lower().encode()).hexdigest() if email else None
+        conn.execute("INSERT INTO privacy_log (at, action, subject_sha256, detail) "
+                     "VALUES (?, ?, ?, ?)", [time.time(), action, subject, json.dumps(detail)])
+        conn.commit()
+    finally:
+        conn.close()

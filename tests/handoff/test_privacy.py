@@ -1,0 +1,136 @@
+"""A shopper's data exported and erased across every store; retention."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.kb.index import Match
+from bot.kb.log import KBLog
+from bot.settings import PROJECT_DIR, Settings
+from bot.store.demo import load_demo
+from bot.store.policy import ReturnWindow
+from bot.store.sqlite import SQLiteShop
+from handoff.persistence import ConversationStore
+from handoff.privacy import conversations_of, delete, export, purge_older_than
+
+GUEST = "Sam.Guest@example.org"
+ANNA = "anna.berg@example.com"
+
+
+def seed(var: Path) -> dict[str, str]:
+    """Conversations in every store: a guest's, Anna's (verified), and a stranger's."""
+    shop = SQLiteShop(var / "shop.db", window=ReturnWindow(30, 60))
+    load_demo(shop, PROJECT_DIR / "data" / "shop", datetime.now(UTC))
+    shop.close()
+    store = ConversationStore(var / "gateway.db")
+    ids = {}
+    for who in ("guest", "anna", "stranger"):
+        conversation, _ = store.create_conversation({"type": "product"})
+        ids[who] = conversation.id
+    text = {"guest": f"my email is {GUEST.lower()}", "anna": "where is my order?",
+            "stranger": "do you sell tents?"}
+    for who, conversation_id in ids.items():
+        store.append_shopper_message(conversation_id, "m1", {
+            "type": "message", "author": "shopper", "text": text[who]})
+    store.set_customer(ids["anna"], "cus_0001")
+    store.db.execute("INSERT INTO tickets (conversation_id, email, message, created_at) "
+                     "VALUES (?, ?, 'call me', ?)", [ids["guest"], GUEST, time.time()])
+    store.db.execute("INSERT INTO handoffs (conversation_id, trigger, reason, queued_at, context)"
+                     " VALUES (?, 'requested', 'r', ?, ?)",
+                     [ids["guest"], time.time(), json.dumps({"email": GUEST})])
+    store.close()
+    log = KBLog(var / "kb.db")
+    log.answered(ids["guest"], f"is {GUEST} subscribed to the newsletter", "none",
+                 [Match("newsletter", "Newsletter", None, "...", 0.3)])
+    log.answered(ids["stranger"], "do you sell tents", "none", [])
+    log.close()
+    tracker = sqlite3.connect(var / "tracker.db")
+    tracker.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, sender_id VARCHAR(255) "
+                    "NOT NULL, type_name VARCHAR(255) NOT NULL, timestamp FLOAT, intent_name "
+                    "VARCHAR(255), action_name VARCHAR(255), data TEXT)")
+    for who, conversation_id in ids.items():
+        data = json.dumps({"event": "user", "text": text[who]})
+        tracker.execute("INSERT INTO events (sender_id, type_name, timestamp, data) "
+                        "VALUES (?, 'user', ?, ?)", [conversation_id, time.time(), data])
+    tracker.commit()
+    tracker.close()
+    return ids
+
+
+def found_anywhere(var: Path, needle: str) -> list[str]:
+    """Every file under var/ (databases, WAL and journal files) whose bytes contain needle."""
+    hits = []
+    for path in var.rglob("*"):
+        if path.is_file() and needle.lower().encode() in path.read_bytes().lower():
+            hits.append(path.name)
+    return hits
+
+
+def test_a_guest_is_found_exported_and_erased_everywhere(tmp_path: Path) -> None:
+    ids = seed(tmp_path)
+    settings = Settings(var_dir=tmp_path)
+    assert conversations_of(settings, GUEST) == [ids["guest"]]
+    data = export(settings, GUEST)
+    assert data["gateway"]["tickets"][0]["email"] == GUEST
+    assert GUEST.lower() in json.dumps(data["gateway"]["events"])
+    assert len(data["knowledge_base"]["kb_answers"]) == 1 and data["rasa_tracker"]
+    counts = delete(settings, GUEST)
+    assert counts["conversations"] == 1 and counts["rasa_events"] == 1
+    assert found_anywhere(tmp_path, GUEST) == []
+    # The stranger's conversation is untouched.
+    assert conversations_of(settings, "do you sell tents") == [ids["stranger"]]
+
+
+def test_a_verified_customer_is_erased_and_the_shop_record_pseudonymised(tmp_path: Path) -> None:
+    ids = seed(tmp_path)
+    settings = Settings(var_dir=tmp_path)
+    assert ids["anna"] in conversations_of(settings, ANNA)
+    exported = export(settings, ANNA)
+    assert exported["shop"]["customers"][0]["id"] == "cus_0001"
+    assert len(exported["shop"]["orders"]) >= 4
+    delete(settings, ANNA)
+    assert found_anywhere(tmp_path, ANNA) == []
+    shop = SQLiteShop(tmp_path / "shop.db", window=ReturnWindow(30, 60))
+    customer = shop.get_customer("cus_0001")
+    assert customer is not None and customer.email.endswith("@invalid")
+    assert all(order.email == customer.email for order in shop.orders_for_customer("cus_0001"))
+    shop.close()
+    with sqlite3.connect(tmp_path / "gateway.db") as conn:
+        logged = conn.execute("SELECT action, subject_sha256 FROM privacy_log").fetchall()
+    assert [action for action, _ in logged] == ["export", "delete"]
+    assert all(subject and "@" not in subject for _, subject in logged)
+
+
+def test_retention_deletes_only_old_conversations(tmp_path: Path) -> None:
+    ids = seed(tmp_path)
+    settings = Settings(var_dir=tmp_path)
+    with sqlite3.connect(tmp_path / "gateway.db") as conn:
+        conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?",
+                     [time.time() - 40 * 86400, ids["stranger"]])
+    assert purge_older_than(settings, 30) == 1
+    with sqlite3.connect(tmp_path / "gateway.db") as conn:
+        left = {row[0] for row in conn.execute("SELECT id FROM conversations")}
+    assert left == {ids["guest"], ids["anna"]}
+
+
+def test_the_privacy_commands(tmp_path: Path) -> None:
+    seed(tmp_path)
+    env = {**os.environ, "SHOPCHAT_VAR_DIR": str(tmp_path)}
+    shopchat = str(Path(sys.executable).parent / "shopchat")
+    out = tmp_path / "export.json"
+    exported = subprocess.run([shopchat, "privacy", "export", GUEST, "--output", str(out)],
+                              capture_output=True, text=True, env=env, check=False)
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads(out.read_text())["email"] == GUEST
+    out.unlink()
+    deleted = subprocess.run([shopchat, "privacy", "delete", GUEST, "--yes"],
+                             capture_output=True, text=True, env=env, check=False)
+    assert deleted.returncode == 0 and "conversations 1" in deleted.stdout
+    assert found_anywhere(tmp_path, GUEST) == []
