@@ -394,6 +394,64 @@ def report(days: int, as_json: bool, csv_path: Path | None) -> None:
 
 
 @cli.group()
+def review() -> None:
+    """The review inbox: messages the bot handled badly, labelled into training data."""
+
+
+def _review_items(days: int, include_decided: bool = False) -> list[Any]:
+    import time
+
+    from bot.review import list_items
+
+    settings = _settings()
+    return list_items(settings.gateway_db, settings.tracker_db, settings.kb_log_db,
+                      time.time() - days * 86400, include_decided=include_decided)
+
+
+@review.command(name="list")
+@click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True)
+@click.option("--all", "include_decided", is_flag=True, help="Include labelled items too.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
+def review_list(days: int, include_decided: bool, as_json: bool) -> None:
+    """Messages to review: misses, low confidence, unhelpful answers, handoffs."""
+    items = _review_items(days, include_decided)
+    table = Table(title=f"Review inbox, last {days} days ({len(items)} items)")
+    for column in ("id", "kind", "message", "bot read it as", "verdict"):
+        table.add_column(column)
+    for item in items:
+        read = f"{item.intent} ({item.confidence:.2f})" if item.confidence is not None \
+            else str(item.intent or "")
+        table.add_row(item.id, item.kind, item.text, read, item.verdict or "")
+    Console(stderr=as_json).print(table)
+    if as_json:
+        click.echo(json.dumps({"items": [item.as_dict() for item in items]}))
+
+
+@review.command(name="label")
+@click.argument("verdict")
+@click.argument("item_ids", nargs=-1, required=True)
+@click.option("--by", "decided_by", default="staff", show_default=True,
+              help="Who decided (kept with the verdict).")
+@click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True)
+def review_label(verdict: str, item_ids: tuple[str, ...], decided_by: str, days: int) -> None:
+    """Give items a VERDICT (an intent, new_faq or ignore); intents go into
+    data/nlu/reviewed.yml for the next `shopchat train`."""
+    from bot.review import ReviewError, decide, write_training_file
+
+    settings = _settings()
+    try:
+        decide(settings.gateway_db, _review_items(days, include_decided=True), list(item_ids),
+               verdict, decided_by)
+    except ReviewError as error:
+        raise click.ClickException(str(error)) from error
+    written = write_training_file(settings.gateway_db, settings.project_dir)
+    click.echo(f"Labelled {len(item_ids)} as {verdict}; {written['path']} has "
+               f"{written['examples']} examples.")
+    for skipped in written["skipped"]:
+        click.echo(f"  not added: {skipped['text']!r} ({skipped['reason']})", err=True)
+
+
+@cli.group()
 def privacy() -> None:
     """A shopper's data on request (GDPR), and retention."""
 
