@@ -452,6 +452,48 @@ def review_label(verdict: str, item_ids: tuple[str, ...], decided_by: str, days:
 
 
 @cli.group()
+def tokens() -> None:
+    """Tokens for the integration API (/api/v1, see /api/v1/openapi.json)."""
+
+
+def _token_store() -> Any:
+    from handoff.api import TokenStore
+    from handoff.persistence import ConversationStore
+
+    return TokenStore(ConversationStore(_settings().gateway_db))
+
+
+@tokens.command(name="add")
+@click.argument("name")
+def tokens_add(name: str) -> None:
+    """Make a token called NAME and print it (once: only its hash is kept)."""
+    try:
+        token = _token_store().add(name)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(token)
+
+
+@tokens.command(name="list")
+def tokens_list() -> None:
+    """Token names and when they were made."""
+    import datetime as dt
+
+    for row in _token_store().all():
+        made = dt.datetime.fromtimestamp(row["created_at"], dt.UTC)
+        click.echo(f"{row['name']}\t{made:%Y-%m-%d}")
+
+
+@tokens.command(name="revoke")
+@click.argument("name")
+def tokens_revoke(name: str) -> None:
+    """Stop the token called NAME from working at once."""
+    if not _token_store().revoke(name):
+        raise click.ClickException(f"No token named {name!r}.")
+    click.echo(f"Revoked {name}.")
+
+
+@cli.group()
 def privacy() -> None:
     """A shopper's data on request (GDPR), and retention."""
 
