@@ -145,6 +145,9 @@ async def agent_socket(ws: web.WebSocketResponse, desk: Desk) -> None:
     if session is None:
         await _refuse(ws, "Your session is missing, wrong or expired. Sign in again.")
         return
+    if session.agent.role == "staff":
+        await _refuse(ws, "Content staff accounts use /admin/, not the agent console.")
+        return
     connection = AgentConnection(session.agent, Subscriber(ws, 0), session.expires_at)
     desk.connect(connection)
     expired = False

@@ -22,7 +22,9 @@ from handoff.persistence import ConversationStore, hash_token
 
 __all__ = ["ROLES", "Agent", "AgentError", "AgentStore", "Login"]
 
-ROLES = ("agent", "admin")
+#: agent: takes chats; admin: takes chats, sees every chat, uses /admin/; staff: content
+#: staff, /admin/ only (never routed chats).
+ROLES = ("agent", "admin", "staff")
 MIN_PASSWORD_LENGTH = 10
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 

@@ -152,10 +152,12 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/ws/agent", agent_ws)
     app.router.add_post("/api/agents/login", agent_login)
     app.router.add_post("/api/agents/logout", agent_logout)
+    from handoff.admin import add_admin_routes
     from handoff.api import add_api_routes
     from handoff.static import add_static_routes
 
     add_api_routes(app, HUB, SETTINGS)
+    add_admin_routes(app, DESK, SETTINGS)
     add_static_routes(app, settings)
     return app
 

@@ -247,8 +247,9 @@ def _agent_store(settings: Settings) -> Any:
 @click.option("--name", required=True, help="The name shoppers see when this agent joins.")
 @click.option("--capacity", type=click.IntRange(1, 100), default=None,
               help="Chats at once (default: SHOPCHAT_AGENT_CAPACITY, 3).")
-@click.option("--role", type=click.Choice(["agent", "admin"]), default="agent", show_default=True,
-              help="Admins may open any conversation.")
+@click.option("--role", type=click.Choice(["agent", "admin", "staff"]), default="agent",
+              show_default=True,
+              help="admin: also any conversation and /admin/; staff: /admin/ only.")
 @click.option("--password-stdin", is_flag=True,
               help="Read the password from standard input instead of prompting.")
 def agents_add(email: str, name: str, capacity: int | None, role: str,

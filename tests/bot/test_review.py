@@ -51,8 +51,8 @@ def seed(var: Path) -> None:
     store = ConversationStore(var / "gateway.db")
     store.db.execute("INSERT INTO conversations (id, token_hash, created_at, updated_at) "
                      "VALUES ('c2', 'x', ?, ?)", [NOW - 30, NOW])
-    store.db.execute("INSERT INTO handoffs (conversation_id, trigger, reason, queued_at) "
-                     "VALUES ('c2', 'complaint', 'r', ?)", [NOW - 15])
+    store.db.execute("INSERT INTO handoffs (conversation_id, state, trigger, reason, queued_at) "
+                     "VALUES ('c2', 'closed', 'complaint', 'r', ?)", [NOW - 15])
     store.close()
     log = KBLog(var / "kb.db")
     log.answered("c4", "my refund never showed up", "answer",

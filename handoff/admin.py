@@ -1,0 +1,110 @@
+"""``/admin/``: the content staff's workbench (review inbox, figures), and its JSON API.
+
+Staff sign in like agents (``/api/agents/login``) with an account whose role is
+``staff`` or ``admin``; every ``/api/admin/*`` request carries the session
+token as ``Authorization: Bearer``. The page itself is static (plain HTML/JS in
+``handoff/static/admin/``, Chart.js vendored, nothing from a CDN).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.review import ReviewError, decide, list_items, write_training_file
+from handoff.agents import Agent
+from handoff.analytics import build_report
+
+__all__ = ["add_admin_routes"]
+
+STATIC = Path(__file__).parent / "static" / "admin"
+ADMIN_ROLES = frozenset({"admin", "staff"})
+
+
+class LabelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: str = Field(min_length=1, max_length=64)
+    items: list[str] = Field(min_length=1, max_length=500)
+
+
+def _error(status: int, message: str) -> web.HTTPException:
+    cls = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden}[status]
+    return cls(text=json.dumps({"error": message}), content_type="application/json")
+
+
+def add_admin_routes(app: web.Application, desk_key: web.AppKey[Any],
+                     settings_key: web.AppKey[Any]) -> None:
+    def staff(request: web.Request) -> Agent:
+        header = request.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        login = request.app[desk_key].accounts.authenticate(token) if token else None
+        if login is None:
+            raise _error(401, "Sign in again: your session is missing or expired.")
+        if login.agent.role not in ADMIN_ROLES:
+            raise _error(403, "This needs a staff or admin account.")
+        agent: Agent = login.agent
+        return agent
+
+    def days(request: web.Request) -> int:
+        try:
+            value = int(request.query.get("days", "30"))
+        except ValueError:
+            raise _error(400, "days must be a whole number") from None
+        if not 1 <= value <= 3650:
+            raise _error(400, "days must be between 1 and 3650")
+        return value
+
+    def inbox(request: web.Request, include_decided: bool = False) -> list[Any]:
+        settings = request.app[settings_key]
+        return list_items(settings.gateway_db, settings.tracker_db, settings.kb_log_db,
+                          time.time() - days(request) * 86400, include_decided=include_decided)
+
+    async def review(request: web.Request) -> web.Response:
+        staff(request)
+        return web.json_response({"items": [i.as_dict() for i in inbox(request)]})
+
+    async def label(request: web.Request) -> web.Response:
+        who = staff(request)
+        try:
+            body = LabelBody.model_validate(await request.json())
+        except (ValueError, ValidationError):
+            raise _error(400, "Send JSON with 'verdict' and a list of 'items'.") from None
+        settings = request.app[settings_key]
+        try:
+            decide(settings.gateway_db, inbox(request, include_decided=True), body.items,
+                   body.verdict, who.email)
+        except ReviewError as error:
+            raise _error(400, str(error)) from None
+        written = write_training_file(settings.gateway_db, settings.project_dir)
+        return web.json_response({"labelled": len(body.items), "training_file": written})
+
+    async def analytics(request: web.Request) -> web.Response:
+        staff(request)
+        settings = request.app[settings_key]
+        until = datetime.now(UTC)
+        return web.json_response(build_report(
+            settings.gateway_db, settings.kb_log_db, settings.tracker_db,
+            until - timedelta(days=days(request)), until))
+
+    async def page(request: web.Request) -> web.FileResponse:
+        response = web.FileResponse(STATIC / "index.html")
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/admin/")
+
+    app.router.add_get("/api/admin/review", review)
+    app.router.add_post("/api/admin/review/label", label)
+    app.router.add_get("/api/admin/analytics", analytics)
+    app.router.add_get("/admin", redirect)
+    app.router.add_get("/admin/", page)
+    app.router.add_get("/admin/analytics", page)
+    app.router.add_static("/admin/", STATIC)
