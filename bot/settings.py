@@ -120,6 +120,16 @@ class Settings(BaseSettings):
         86400.0, gt=0,
         description="Longest validity (seconds) accepted for a signed identity.",
     )
+    heldout_path: Path = Field(
+        Path("tests/data/heldout_intents.csv"),
+        description="Labelled messages (text,intent) a new model is measured on before it "
+        "goes live (relative to project_dir).",
+    )
+    max_accuracy_drop: float = Field(
+        0.02, ge=0, le=1,
+        description="A new model whose held-out accuracy is more than this below the live "
+        "model's is not activated.",
+    )
     webhook_urls: list[str] = Field(
         default_factory=list,
         description="URLs that receive conversation events (queued, assigned, closed, CSAT, "

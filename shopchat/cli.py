@@ -41,15 +41,25 @@ def up() -> None:
 
 @cli.command()
 @click.option("--force", is_flag=True, help="Train even if nothing changed.")
-def train(force: bool) -> None:
-    """Train the Rasa model into models/ (skipped when config and data are unchanged)."""
+@click.option("--no-guard", is_flag=True,
+              help="Activate the new model even if it measures worse on the held-out set.")
+def train(force: bool, no_guard: bool) -> None:
+    """Train the Rasa model into models/ (skipped when config and data are unchanged); a
+    running `shopchat up` switches to it if it is not worse than the live one."""
     from shopchat.training import train as run_training
 
-    result = run_training(_settings(), force=force)
+    result = run_training(_settings(), force=force, guard=not no_guard)
     if result.skipped:
         click.echo(f"Nothing changed since the last training; using {result.model.name}.")
+    elif not result.activated:
+        raise click.ClickException(f"Trained {result.model.name} but did not activate it: "
+                                   f"{result.reason}.")
     else:
-        click.echo(f"Trained {result.model.name}.")
+        measured = "" if result.accuracy is None else (
+            f" (held-out accuracy {result.accuracy:.4f}"
+            + ("" if result.live_accuracy is None else f", live {result.live_accuracy:.4f}")
+            + ")")
+        click.echo(f"Trained {result.model.name}{measured}.")
 
 
 @cli.group(name="eval")

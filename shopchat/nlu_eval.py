@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import bot
 from bot.intents import CANONICAL_INTENTS, to_canonical
 from bot.settings import Settings
 from shopchat.exceptions import ShopchatError
@@ -67,7 +68,8 @@ def read_examples(path: Path) -> list[Example]:
 
 def parse_texts(settings: Settings, model: Path, texts: Sequence[str]) -> list[Prediction]:
     """Run the Rasa model over ``texts`` (in Rasa's own venv) and return its predictions."""
-    script = settings.project_dir / "bot" / "rasa_parse.py"
+    # The script is code, not project data: it lives next to the installed bot package.
+    script = Path(bot.__file__).resolve().parent / "rasa_parse.py"
     with tempfile.TemporaryDirectory(prefix="shopchat-eval-") as tmp:
         inp, out = Path(tmp) / "texts.json", Path(tmp) / "parsed.json"
         inp.write_text(json.dumps(list(texts)), encoding="utf-8")

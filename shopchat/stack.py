@@ -19,7 +19,9 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from honcho.printer import Message
 from pydantic import SecretStr
 
 from bot.settings import Settings
+from shopchat.exceptions import ShopchatError
 from shopchat.rasa_env import rasa_env, rasa_executable
 from shopchat.training import current_model
 
@@ -161,6 +164,10 @@ def up(settings: Settings, ready_timeout: float = 300) -> int:
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
+    if settings.model is None:
+        threading.Thread(target=follow_current_model,
+                         args=(settings, token, model, stop, lambda line: _announce(manager, line)),
+                         daemon=True).start()
     try:
         manager.loop()
     finally:
@@ -168,6 +175,44 @@ def up(settings: Settings, ready_timeout: float = 300) -> int:
     # Ctrl-C is how a person stops the stack: that is success, not an error for make.
     code = int(manager.returncode or 0)
     return 0 if code == SIGINT_EXIT else code
+
+
+def activate_model(rasa_url: str, token: str, model: Path, timeout: float = 600) -> None:
+    """Load ``model`` into the running Rasa server (``PUT /model``).
+
+    Rasa keeps answering with the old model until the new one is loaded; a
+    message that waits too long meanwhile stays pending in the gateway and is
+    retried, so none is lost.
+    """
+    request = urllib.request.Request(
+        f"{rasa_url}/model?token={urllib.parse.quote(token)}", method="PUT",
+        data=json.dumps({"model_file": str(model)}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        if response.status >= 300:
+            raise OSError(f"Rasa refused the model: HTTP {response.status}")
+
+
+def follow_current_model(settings: Settings, token: str, serving: Path,
+                         stop: threading.Event, say: Callable[[str], None],
+                         interval: float = 5.0) -> None:
+    """Switch the running Rasa to each model `shopchat train` activates (models/current.json)."""
+    while not stop.wait(interval):
+        try:
+            latest = current_model(settings)
+        except ShopchatError:
+            continue
+        if latest == serving:
+            continue
+        say(f"activating {latest.name} (was {serving.name}) ...")
+        try:
+            activate_model(settings.rasa_url, token, latest)
+        except (OSError, urllib.error.URLError) as error:
+            say(f"could not activate {latest.name}: {error}; {serving.name} stays live")
+            serving = latest  # do not retry in a loop; the next training tries again
+            continue
+        say(f"now serving {latest.name}")
+        serving = latest
 
 
 def prepare_shop(settings: Settings) -> str | None:

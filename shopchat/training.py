@@ -7,6 +7,7 @@ import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bot.settings import Settings
 from shopchat.exceptions import ShopchatError
@@ -22,6 +23,11 @@ class TrainResult:
     model: Path
     fingerprint: str
     skipped: bool
+    #: False when the new model measured worse than the live one and was not activated.
+    activated: bool = True
+    accuracy: float | None = None
+    live_accuracy: float | None = None
+    reason: str | None = None
 
 
 def _training_inputs(settings: Settings) -> list[Path]:
@@ -43,11 +49,11 @@ def training_fingerprint(settings: Settings) -> str:
     return digest.hexdigest()
 
 
-def _state(settings: Settings) -> dict[str, str] | None:
+def _state(settings: Settings) -> dict[str, Any] | None:
     path = settings.models_path / CURRENT
     if not path.exists():
         return None
-    state: dict[str, str] = json.loads(path.read_text())
+    state: dict[str, Any] = json.loads(path.read_text())
     return state
 
 
@@ -65,8 +71,45 @@ def current_model(settings: Settings) -> Path:
     return model
 
 
-def train(settings: Settings, force: bool = False) -> TrainResult:
-    """Train into ``models/`` unless config, domain and data are unchanged since the last run."""
+def _heldout_accuracy(settings: Settings, model: Path) -> float:
+    from shopchat.nlu_eval import evaluate
+
+    heldout = settings.heldout_path if settings.heldout_path.is_absolute() else \
+        settings.project_dir / settings.heldout_path
+    return float(evaluate(settings, model, heldout)["accuracy"])
+
+
+def _guard(settings: Settings, state: dict[str, Any] | None,
+           model: Path) -> tuple[bool, float | None, float | None, str | None]:
+    """(activate?, new accuracy, live accuracy, why not) for a freshly trained ``model``.
+
+    The first model has nothing to compare with and goes live. Later ones are
+    measured on the held-out set next to the live model (its figure is kept in
+    ``current.json``), and refused if they lose more than ``max_accuracy_drop``.
+    """
+    heldout = settings.heldout_path if settings.heldout_path.is_absolute() else \
+        settings.project_dir / settings.heldout_path
+    live = settings.models_path / state["model"] if state else None
+    if live is None or not live.exists() or not heldout.exists():
+        return True, None, None, None
+    live_accuracy = state.get("heldout_accuracy") if state else None
+    if not isinstance(live_accuracy, int | float):
+        live_accuracy = _heldout_accuracy(settings, live)
+    accuracy = _heldout_accuracy(settings, model)
+    if accuracy < live_accuracy - settings.max_accuracy_drop:
+        return False, accuracy, live_accuracy, (
+            f"held-out accuracy {accuracy:.4f} is more than {settings.max_accuracy_drop} below "
+            f"the live model's {live_accuracy:.4f}; {live.name} stays live")
+    return True, accuracy, live_accuracy, None
+
+
+def train(settings: Settings, force: bool = False, guard: bool = True) -> TrainResult:
+    """Train into ``models/`` unless config, domain and data are unchanged since the last run.
+
+    With ``guard`` a new model goes live (``current.json``) only if it does not
+    measure worse than the live one on the held-out set; otherwise it is kept
+    on disk, recorded in ``rejected.json``, and the live model stays.
+    """
     fingerprint = training_fingerprint(settings)
     state = _state(settings)
     if not force and state is not None and state.get("fingerprint") == fingerprint:
@@ -91,7 +134,17 @@ def train(settings: Settings, force: bool = False) -> TrainResult:
         raise ShopchatError(
             f"Rasa training failed (exit {completed.returncode}); its output above says why."
         )
-    (settings.models_path / CURRENT).write_text(
-        json.dumps({"model": model.name, "fingerprint": fingerprint}, indent=2) + "\n"
-    )
-    return TrainResult(model, fingerprint, skipped=False)
+    activate, accuracy, live_accuracy, reason = (
+        _guard(settings, state, model) if guard else (True, None, None, None))
+    if not activate:
+        (settings.models_path / "rejected.json").write_text(json.dumps({
+            "model": model.name, "fingerprint": fingerprint, "heldout_accuracy": accuracy,
+            "live_accuracy": live_accuracy, "reason": reason}, indent=2) + "\n")
+        return TrainResult(model, fingerprint, skipped=False, activated=False,
+                           accuracy=accuracy, live_accuracy=live_accuracy, reason=reason)
+    record: dict[str, Any] = {"model": model.name, "fingerprint": fingerprint}
+    if accuracy is not None:
+        record["heldout_accuracy"] = accuracy
+    (settings.models_path / CURRENT).write_text(json.dumps(record, indent=2) + "\n")
+    return TrainResult(model, fingerprint, skipped=False, accuracy=accuracy,
+                       live_accuracy=live_accuracy)
