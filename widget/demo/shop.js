@@ -71,21 +71,21 @@
   // backend (here, the gateway's demo route) signs her customer id, the widget passes
   // the token on and the gateway checks the signature. Signed out, the chat treats the
   // visitor as a guest who must give an order's email to see it.
+  // The account link appears only where the gateway can sign for the demo (`make run`).
   const signedIn = localStorage.getItem("demo-signed-in") !== "no";
-  const account = el("a", { href: "#", className: "account",
-    textContent: signedIn ? "Anna Berg (demo) · sign out" : "Sign in as Anna (demo)" });
-  account.addEventListener("click", (event) => {
-    event.preventDefault();
-    localStorage.setItem("demo-signed-in", signedIn ? "no" : "yes");
-    location.reload();
-  });
-  const nav = document.querySelector("header.site nav");
-  if (nav) nav.append(account);
-  if (signedIn) {
-    fetch("/demo/identity").then((r) => (r.ok ? r.json() : null)).then((body) => {
-      if (body && body.token) window.shopchat("identity", body.token);
-    }).catch(() => {});
-  }
+  fetch("/demo/identity").then((r) => (r.ok ? r.json() : null)).then((body) => {
+    if (!body || !body.token) return;
+    if (signedIn) window.shopchat("identity", body.token);
+    const account = el("a", { href: "#", className: "account",
+      textContent: signedIn ? "Anna Berg (demo) · sign out" : "Sign in as Anna (demo)" });
+    account.addEventListener("click", (event) => {
+      event.preventDefault();
+      localStorage.setItem("demo-signed-in", signedIn ? "no" : "yes");
+      location.reload();
+    });
+    const nav = document.querySelector("header.site nav");
+    if (nav) nav.append(account);
+  }).catch(() => {});
 
   const main = document.querySelector("main");
   if (page === "home") {
