@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import shutil
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,8 @@ from shopchat.training import train
 from tests.conftest import is_bot_message
 
 
-def test_a_damaging_training_change_is_refused_and_the_live_model_stays(
-    trained_model: Path, tmp_path: Path,
-) -> None:
+def project_copy(tmp_path: Path, config: str, live_model: Path) -> Settings:
+    """The project's training inputs in a temp dir, with ``live_model`` as the live model."""
     project = tmp_path / "project"
     project.mkdir()
     (project / ".venv-rasa").symlink_to(PROJECT_DIR / ".venv-rasa")
@@ -29,18 +29,27 @@ def test_a_damaging_training_change_is_refused_and_the_live_model_stays(
         shutil.copytree(PROJECT_DIR / folder, project / folder)
     (project / "bot").mkdir()
     shutil.copy(PROJECT_DIR / "bot" / "domain.yml", project / "bot" / "domain.yml")
+    (project / "config.yml").write_text(config)
     (project / "tests" / "data").mkdir(parents=True)
     shutil.copy(PROJECT_DIR / "tests" / "data" / "heldout_intents.csv",
                 project / "tests" / "data" / "heldout_intents.csv")
-    # The damage: one epoch of training instead of a hundred.
-    config = (PROJECT_DIR / "config.yml").read_text()
-    (project / "config.yml").write_text(re.sub(r"epochs: \d+", "epochs: 1", config))
     models = tmp_path / "models"
     models.mkdir()
-    (models / trained_model.name).symlink_to(trained_model)
-    live = {"model": trained_model.name, "fingerprint": "the live one"}
-    (models / "current.json").write_text(json.dumps(live))
-    settings = Settings(project_dir=project, models_dir=models, var_dir=tmp_path / "var")
+    (models / live_model.name).symlink_to(live_model)
+    (models / "current.json").write_text(json.dumps({"model": live_model.name,
+                                                     "fingerprint": "the live one"}))
+    return Settings(project_dir=project, models_dir=models, var_dir=tmp_path / "var")
+
+
+def test_a_damaging_training_change_is_refused_and_the_live_model_stays(
+    trained_model: Path, tmp_path: Path,
+) -> None:
+    # The damage: one epoch of training instead of a hundred.
+    config = (PROJECT_DIR / "config.yml").read_text()
+    settings = project_copy(tmp_path, re.sub(r"epochs: \d+", "epochs: 1", config),
+                            trained_model)
+    models = settings.models_path
+    live = json.loads((models / "current.json").read_text())
 
     result = train(settings)
 
@@ -78,3 +87,43 @@ async def test_switching_the_live_model_loses_no_message(
                 answered.add(frame["reply_to"])
     assert set(acked) == set(sent)
     assert answered == set(acked.values())
+
+
+@pytest.mark.timeout(1800)  # a full training (about 9 min on 2 cores) and two evaluations
+def test_a_reviewed_message_is_learned_by_the_next_training(
+    trained_model: Path, tmp_path: Path,
+) -> None:
+    """Inbox → label → training file → retrain → the message is now understood."""
+    from bot.review import decide, list_items, write_training_file
+    from shopchat.nlu_eval import parse_texts
+    from tests.bot.test_review import user_event
+
+    message = "can i send my order to a packstation"
+    settings = Settings()
+    (before,) = parse_texts(settings, trained_model, [message])
+    assert before.intent != "faq"  # the live model does not get it
+
+    var = tmp_path / "var"
+    var.mkdir()
+    tracker = sqlite3.connect(var / "tracker.db")
+    tracker.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, sender_id VARCHAR(255) "
+                    "NOT NULL, type_name VARCHAR(255) NOT NULL, timestamp FLOAT, intent_name "
+                    "VARCHAR(255), action_name VARCHAR(255), data TEXT)")
+    tracker.execute("INSERT INTO events (sender_id, type_name, timestamp, data) VALUES "
+                    "('c1', 'user', strftime('%s','now'), ?)",
+                    [user_event(message, before.intent, before.confidence)])
+    tracker.commit()
+    tracker.close()
+    local = project_copy(tmp_path, (PROJECT_DIR / "config.yml").read_text(), trained_model)
+    project = local.project_dir
+
+    inbox = list_items(local.gateway_db, local.tracker_db, local.kb_log_db, 0)
+    assert [item.text for item in inbox] == [message]
+    decide(local.gateway_db, inbox, [inbox[0].id], "faq", "kim")
+    assert write_training_file(local.gateway_db, project)["examples"] == 1
+
+    result = train(local)
+
+    assert result.activated, result.reason
+    (after,) = parse_texts(local, result.model, [message])
+    assert after.intent == "faq"
