@@ -23,6 +23,8 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from bot.intents import CANONICAL_INTENTS
+from bot.kb.log import UNHELPFUL_QUESTIONS
+from bot.readonly import read_rows
 
 __all__ = ["Item", "ReviewError", "decide", "list_items", "write_training_file"]
 
@@ -64,29 +66,17 @@ def _item_id(conversation_id: str, at: float, text: str) -> str:
     return hashlib.sha1(f"{conversation_id}|{at:.3f}|{text}".encode()).hexdigest()[:12]
 
 
-def _read(path: Path, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    if not path.exists():
-        return []
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return conn.execute(query, params).fetchall()
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        conn.close()
-
-
 def list_items(gateway_db: Path, tracker_db: Path, kb_db: Path, since: float,
                threshold: float = 0.7, include_decided: bool = False) -> list[Item]:
     """Every message worth a look since ``since``, newest first."""
     handoffs: dict[str, list[float]] = {}
-    for conversation_id, queued_at in _read(
+    for conversation_id, queued_at in read_rows(
             gateway_db, "SELECT conversation_id, queued_at FROM handoffs WHERE queued_at >= ?",
             [since]):
         handoffs.setdefault(conversation_id, []).append(queued_at)
     items: dict[str, Item] = {}
     last_before_handoff: dict[tuple[str, float], tuple[float, str, str | None, float | None]] = {}
-    for sender, ts, data in _read(
+    for sender, ts, data in read_rows(
             tracker_db, "SELECT sender_id, timestamp, data FROM events WHERE type_name = 'user' "
                         "AND timestamp >= ? ORDER BY timestamp", [since]):
         event = json.loads(data or "{}")
@@ -106,16 +96,12 @@ def list_items(gateway_db: Path, tracker_db: Path, kb_db: Path, since: float,
     for (sender, _), (ts, text, name, confidence) in last_before_handoff.items():
         item_id = _item_id(sender, ts, text)
         items.setdefault(item_id, Item(item_id, "handoff", sender, ts, text, name, confidence))
-    for conversation_id, ts, query in _read(
-            kb_db, "SELECT f.conversation_id, f.ts, (SELECT a.query FROM kb_answers a WHERE "
-                   "a.conversation_id = f.conversation_id AND a.article_id = f.article_id AND "
-                   "a.ts <= f.ts ORDER BY a.ts DESC LIMIT 1) FROM kb_feedback f "
-                   "WHERE f.helpful = 0 AND f.ts >= ?", [since]):
+    for conversation_id, ts, query in read_rows(kb_db, UNHELPFUL_QUESTIONS, [since]):
         if query and not query.startswith("/"):
             item_id = _item_id(conversation_id, ts, query)
             items.setdefault(item_id, Item(item_id, "kb_not_helpful", conversation_id, ts,
                                            query, "faq", None))
-    verdicts = dict(_read(gateway_db, "SELECT item_id, verdict FROM review_verdicts", []))
+    verdicts = dict(read_rows(gateway_db, "SELECT item_id, verdict FROM review_verdicts", []))
     found = [Item(**{**i.as_dict(), "verdict": verdicts.get(i.id)}) for i in items.values()]
     if not include_decided:
         found = [i for i in found if i.verdict is None]
@@ -172,7 +158,7 @@ def _existing_examples(project_dir: Path) -> dict[str, str]:
 
 def write_training_file(gateway_db: Path, project_dir: Path) -> dict[str, Any]:
     """Rewrite ``data/nlu/reviewed.yml`` from every intent verdict; what was left out and why."""
-    verdicts = _read(gateway_db, "SELECT text, verdict FROM review_verdicts ORDER BY "
+    verdicts = read_rows(gateway_db, "SELECT text, verdict FROM review_verdicts ORDER BY "
                                  "decided_at", [])
     existing = _existing_examples(project_dir)
     chosen: dict[str, tuple[str, str]] = {}  # normalised → (intent, text); the last verdict wins

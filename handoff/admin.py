@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bot.review import ReviewError, decide, list_items, write_training_file
 from handoff.agents import Agent
 from handoff.analytics import build_report
+from handoff.static import add_app_page
 
 __all__ = ["add_admin_routes"]
 
@@ -93,18 +94,7 @@ def add_admin_routes(app: web.Application, desk_key: web.AppKey[Any],
             settings.gateway_db, settings.kb_log_db, settings.tracker_db,
             until - timedelta(days=days(request)), until))
 
-    async def page(request: web.Request) -> web.FileResponse:
-        response = web.FileResponse(STATIC / "index.html")
-        response.headers["Cache-Control"] = "no-cache"
-        return response
-
-    async def redirect(request: web.Request) -> web.Response:
-        raise web.HTTPFound("/admin/")
-
     app.router.add_get("/api/admin/review", review)
     app.router.add_post("/api/admin/review/label", label)
     app.router.add_get("/api/admin/analytics", analytics)
-    app.router.add_get("/admin", redirect)
-    app.router.add_get("/admin/", page)
-    app.router.add_get("/admin/analytics", page)
-    app.router.add_static("/admin/", STATIC)
+    add_app_page(app, "admin", STATIC, aliases=("/admin/analytics",))

@@ -11,7 +11,6 @@ known answers; :func:`build_report` only fetches the rows.
 from __future__ import annotations
 
 import json
-import sqlite3
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.intents import FALLBACK_INTENT
+from bot.readonly import read_rows
 
 __all__ = ["HandoffRow", "ReportInput", "UserTurn", "build_report", "summarise"]
 
@@ -148,19 +148,6 @@ def summarise(data: ReportInput, since: datetime, until: datetime) -> dict[str, 
     }
 
 
-def _rows(path: Path, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    """Rows from a SQLite file opened read-only; none if the file or table is missing."""
-    if not path.exists():
-        return []
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return conn.execute(query, params).fetchall()
-    except sqlite3.OperationalError:
-        return []  # a store that was never written to has no tables yet
-    finally:
-        conn.close()
-
-
 def _intent_of(data: str | None) -> tuple[str | None, float | None]:
     try:
         intent = (json.loads(data or "{}").get("parse_data") or {}).get("intent") or {}
@@ -173,27 +160,27 @@ def _intent_of(data: str | None) -> tuple[str | None, float | None]:
 def build_report(gateway_db: Path, kb_db: Path, tracker_db: Path,
                  since: datetime, until: datetime) -> dict[str, Any]:
     start, end = since.timestamp(), until.timestamp()
-    conversations = {row[0]: row[1] for row in _rows(
+    conversations = {row[0]: row[1] for row in read_rows(
         gateway_db,
         "SELECT c.id, c.created_at FROM conversations c WHERE c.created_at >= ? "
         "AND c.created_at < ? AND EXISTS (SELECT 1 FROM client_messages m "
         "WHERE m.conversation_id = c.id)", [start, end])}
-    handoffs = [HandoffRow(*row) for row in _rows(
+    handoffs = [HandoffRow(*row) for row in read_rows(
         gateway_db,
         "SELECT conversation_id, trigger, queued_at, assigned_at, first_response_at, "
         "resolution, csat_score FROM handoffs WHERE queued_at >= ? AND queued_at < ?",
         [start, end])]
-    tickets = _rows(gateway_db, "SELECT count(*) FROM tickets WHERE created_at >= ? "
+    tickets = read_rows(gateway_db, "SELECT count(*) FROM tickets WHERE created_at >= ? "
                                 "AND created_at < ?", [start, end])
-    kb_answers = [(row[0], row[1]) for row in _rows(
+    kb_answers = [(row[0], row[1]) for row in read_rows(
         kb_db, "SELECT ts, outcome FROM kb_answers WHERE ts >= ? AND ts < ?", [start, end])]
-    kb_feedback = [(row[0], bool(row[1])) for row in _rows(
+    kb_feedback = [(row[0], bool(row[1])) for row in read_rows(
         kb_db, "SELECT ts, helpful FROM kb_feedback WHERE ts >= ? AND ts < ?", [start, end])]
     # Rasa's SQL tracker store: one row per event; user events carry the parse data.
     # Messages recorded while a person had the chat (metadata "to": "agent") are not
     # the bot's to understand and are left out.
     turns = []
-    for sender, ts, intent_name, data in _rows(
+    for sender, ts, intent_name, data in read_rows(
         tracker_db,
         "SELECT sender_id, timestamp, intent_name, data FROM events "
         "WHERE type_name = 'user' AND timestamp >= ? AND timestamp < ?", [start, end],

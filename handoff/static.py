@@ -14,7 +14,7 @@ from aiohttp import web
 from bot.identity import sign_identity
 from bot.settings import Settings
 
-__all__ = ["MinifiedScript", "add_static_routes"]
+__all__ = ["MinifiedScript", "add_app_page", "add_static_routes"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,28 @@ class MinifiedScript:
                             content_type="application/javascript", charset="utf-8")
 
 
+def add_app_page(app: web.Application, name: str, directory: Path,
+                 aliases: tuple[str, ...] = ()) -> None:
+    """Serve a plain HTML/JS app at ``/<name>/`` (and ``aliases``) from ``directory``.
+
+    The page itself is never cached, so a deploy reaches agents and staff at once;
+    its scripts and styles are static files under the same path.
+    """
+    async def page(request: web.Request) -> web.FileResponse:
+        response = web.FileResponse(directory / "index.html")
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"/{name}/")
+
+    app.router.add_get(f"/{name}", redirect)
+    app.router.add_get(f"/{name}/", page)
+    for alias in aliases:
+        app.router.add_get(alias, page)
+    app.router.add_static(f"/{name}/", directory)
+
+
 #: The demo shop's signed-in customer (data/shop/customers.yml).
 DEMO_CUSTOMER = "cus_0001"
 
@@ -78,20 +100,7 @@ def add_static_routes(app: web.Application, settings: Settings) -> None:
     async def demo_index(request: web.Request) -> web.FileResponse:
         return web.FileResponse(widget_dir / "demo" / "index.html")
 
-    console_dir = Path(__file__).parent / "static" / "console"
-
-    async def console_index(request: web.Request) -> web.FileResponse:
-        response = web.FileResponse(console_dir / "index.html")
-        # The console page itself is never cached: a deploy must reach agents at once.
-        response.headers["Cache-Control"] = "no-cache"
-        return response
-
-    async def console_redirect(request: web.Request) -> web.Response:
-        raise web.HTTPFound("/console/")
-
-    app.router.add_get("/console", console_redirect)
-    app.router.add_get("/console/", console_index)
-    app.router.add_static("/console/", console_dir)
+    add_app_page(app, "console", Path(__file__).parent / "static" / "console")
     app.router.add_get("/widget.js", widget)
     async def demo_identity(request: web.Request) -> web.Response:
         """The demo shop's "backend": signs its signed-in customer (Anna, cus_0001).

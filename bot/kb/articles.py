@@ -19,9 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-__all__ = ["Article", "ArticleError", "Problem", "load_articles", "parse_article"]
+__all__ = ["DRAFT_MARKER", "Article", "ArticleError", "Problem", "load_articles", "parse_article"]
 
 ID_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+#: The first words of a scaffolded article's body (``shopchat kb new``) until staff write it.
+DRAFT_MARKER = "DRAFT: write the answer shoppers will read"
 
 
 @dataclass(frozen=True)
@@ -133,8 +135,8 @@ def parse_article(path: Path) -> Article:
     if not body:
         raise ArticleError([Problem(path, body_line, "empty body: write the answer below the "
                                                       "front matter")])
-    if body.startswith("TODO: write the answer"):
-        raise ArticleError([Problem(path, body_line, "still a draft: replace the TODO line "
+    if body.startswith(DRAFT_MARKER):
+        raise ArticleError([Problem(path, body_line, "still a draft: replace the DRAFT line "
                                                       "with the answer")])
     return Article(meta.id, meta.title, meta.url, tuple(meta.tags), tuple(meta.questions),
                    body, path)

@@ -10,20 +10,21 @@ and, for each, the closest existing article (extend it, or write a new one).
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bot.kb.articles import DRAFT_MARKER
 from bot.kb.index import Match, Retriever
+from bot.kb.log import UNHELPFUL_QUESTIONS
+from bot.readonly import read_rows
 
 __all__ = ["Gap", "find_gaps", "group_vectors", "scaffold", "unanswered_questions"]
 
 #: Two questions belong to one topic at this cosine similarity (MiniLM, unit vectors).
 SAME_TOPIC = 0.6
-DRAFT_MARKER = "TODO: write the answer shoppers will read"
 
 
 @dataclass(frozen=True)
@@ -39,22 +40,9 @@ class Gap:
 
 def unanswered_questions(log_db: Path, since: float) -> list[str]:
     """Questions without a good answer since ``since`` (unix time), oldest first."""
-    if not log_db.exists():
-        return []
-    conn = sqlite3.connect(f"file:{log_db}?mode=ro", uri=True)
-    try:
-        rows = conn.execute(
-            "SELECT query FROM kb_answers WHERE outcome IN ('none', 'fallback_none') "
-            "AND ts >= ? UNION ALL "
-            # The question behind each "not helpful": the last answer with that article
-            # in the same conversation before the feedback.
-            "SELECT (SELECT a.query FROM kb_answers a WHERE a.conversation_id = f.conversation_id"
-            " AND a.article_id = f.article_id AND a.ts <= f.ts ORDER BY a.ts DESC LIMIT 1) "
-            "FROM kb_feedback f WHERE f.helpful = 0 AND f.ts >= ?", [since, since]).fetchall()
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        conn.close()
+    rows = read_rows(log_db, "SELECT query FROM kb_answers WHERE outcome IN "
+                             "('none', 'fallback_none') AND ts >= ?", [since])
+    rows += [(query,) for _, _, query in read_rows(log_db, UNHELPFUL_QUESTIONS, [since])]
     return [row[0] for row in rows if row[0] and not row[0].startswith("/")]
 
 

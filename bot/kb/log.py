@@ -20,7 +20,15 @@ import sqlite_utils
 
 from bot.kb.index import Match
 
-__all__ = ["KBLog"]
+__all__ = ["UNHELPFUL_QUESTIONS", "KBLog"]
+
+#: (conversation_id, feedback time, question) for every "not helpful": the question is
+#: the last one answered with that article in the same conversation before the feedback.
+UNHELPFUL_QUESTIONS = (
+    "SELECT f.conversation_id, f.ts, (SELECT a.query FROM kb_answers a WHERE "
+    "a.conversation_id = f.conversation_id AND a.article_id = f.article_id AND a.ts <= f.ts "
+    "ORDER BY a.ts DESC LIMIT 1) FROM kb_feedback f WHERE f.helpful = 0 AND f.ts >= ?"
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kb_answers (
