@@ -8,7 +8,9 @@ customer with that email (whose verified chats carry their customer id).
 from the gateway database, the knowledge-base log and Rasa's tracker store,
 drops undelivered webhooks that carry them, and pseudonymises the customer in
 the built-in shop store (orders stay: they are the shop's accounting
-records, now without the email and name). Each request is logged with a hash
+records, now without the email and name). The shop's audit log keeps its rows
+(what the bot did to which order, and when) with their details (addresses,
+reasons) redacted. Each request is logged with a hash
 of the email, never the email.
 """
 
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.settings import Settings
+from bot.store.audit import AuditLog
 
 __all__ = ["conversations_of", "delete", "export", "purge_older_than"]
 
@@ -183,6 +186,8 @@ def delete(settings: Settings, email: str) -> dict[str, int]:
     placeholder = f"deleted-{subject[:12]}@invalid"
     customers = _customer_ids(settings, email)
     with _open(settings.shop_db) as conn:
+        # Opened first: AuditLog's schema script commits, so the changes below are one transaction.
+        audit = AuditLog(conn) if conn is not None and _has_table(conn, "audit") else None
         if conn is not None and customers:
             for customer_id in customers:
                 row = conn.execute("SELECT data FROM customers WHERE id = ?",
@@ -198,10 +203,27 @@ def delete(settings: Settings, email: str) -> dict[str, int]:
                     conn.execute("UPDATE orders SET data = ? WHERE id = ?",
                                  [json.dumps(order_data), order["id"]])
             counts["shop_customers_pseudonymised"] = len(customers)
-    if customers:
+        if conn is not None and audit is not None:
+            counts["shop_audit_rows_redacted"] = audit.redact(
+                ids, _orders_and_returns(conn, customers))
+    if customers or counts.get("shop_audit_rows_redacted"):
         _compact(settings.shop_db)
     _log(settings, "delete", email, {"conversations": len(ids), **counts})
     return {"conversations": len(ids), **counts}
+
+
+def _orders_and_returns(conn: sqlite3.Connection, customers: list[str]) -> list[str]:
+    """The ids of these customers' orders and of the returns on them (audit targets)."""
+    if not customers or not _has_table(conn, "orders"):
+        return []
+    marks = ",".join("?" * len(customers))
+    orders = [row[0] for row in conn.execute(
+        f"SELECT id FROM orders WHERE customer_id IN ({marks})", customers)]
+    if not orders or not _has_table(conn, "returns"):
+        return orders
+    marks = ",".join("?" * len(orders))
+    return orders + [row[0] for row in conn.execute(
+        f"SELECT rma FROM returns WHERE order_id IN ({marks})", orders)]
 
 
 def purge_older_than(settings: Settings, days: float, now: float | None = None) -> int:

@@ -345,6 +345,8 @@
       ws.onopen = () => {
         const hello = { type: "hello", page: this.page };
         if (this.identity) hello.identity = this.identity;
+        // The page may pass a new identity or page before the welcome: sent on welcome.
+        this.announced = { page: this.page, identity: this.identity };
         if (this.state.conversation_id) {
           Object.assign(hello, { conversation_id: this.state.conversation_id,
             resume_token: this.state.resume_token, last_seq: this.rendered });
@@ -376,6 +378,12 @@
         }
         if (frame.last_seq === 0 && this.options.greeting && !this.log.childElementCount) {
           this.addLine("bot", this.options.greeting);
+        }
+        if (this.identity && this.identity !== this.announced.identity) {
+          this.ws.send(JSON.stringify({ type: "identity", token: this.identity }));
+        }
+        if (this.page !== this.announced.page) {
+          this.ws.send(JSON.stringify({ type: "page", page: this.page }));
         }
         this.outbox.forEach((m) => this.ws.send(JSON.stringify(m)));
       } else if (frame.type === "error" && frame.code === "resume_rejected") {

@@ -2,7 +2,10 @@
 
 Always a local SQLite table, whichever backend holds the orders: the shop can
 answer "who cancelled this order, and when" from its own records of the chat.
-SQLite triggers refuse UPDATE and DELETE, so a bug cannot rewrite history.
+SQLite triggers refuse DELETE and every UPDATE but one: a shopper's erasure
+request (``shopchat privacy delete``) may replace the ``detail`` of their rows
+(an address they typed, the reason they gave) with :data:`REDACTED`. What was
+done, to which order and when stays; the redaction is itself a new row.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ from typing import Any
 
 from bot.store.models import AuditEntry
 
-__all__ = ["AUDIT_SCHEMA", "AuditLog"]
+__all__ = ["AUDIT_SCHEMA", "REDACTED", "AuditLog"]
 
-AUDIT_SCHEMA = """
+#: The only value an audit row's detail may be changed to (by a privacy request).
+REDACTED = '{"redacted": "privacy request"}'
+
+AUDIT_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
     at REAL NOT NULL,
@@ -27,7 +33,11 @@ CREATE TABLE IF NOT EXISTS audit (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_conversation ON audit (conversation_id);
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+DROP TRIGGER IF EXISTS audit_no_update;
+CREATE TRIGGER IF NOT EXISTS audit_only_redaction BEFORE UPDATE ON audit
+WHEN NOT (NEW.detail = '{REDACTED}' AND NEW.id = OLD.id
+          AND NEW.at = OLD.at AND NEW.action = OLD.action AND NEW.target = OLD.target
+          AND NEW.conversation_id IS OLD.conversation_id)
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
@@ -49,6 +59,30 @@ class AuditLog:
             "VALUES (?, ?, ?, ?, ?)",
             [time.time(), conversation_id, action, target, json.dumps(detail, default=str)],
         )
+
+    def redact(self, conversation_ids: list[str], targets: list[str]) -> int:
+        """Blank the detail of rows from these conversations or about these orders/returns.
+
+        Returns how many rows were redacted; a row saying so is appended (it
+        names the rows, not the person).
+        """
+        if not conversation_ids and not targets:
+            return 0
+        clauses = []
+        params: list[Any] = []
+        for column, values in (("conversation_id", conversation_ids), ("target", targets)):
+            if values:
+                clauses.append(f"{column} IN ({','.join('?' * len(values))})")
+                params += values
+        rows = [row[0] for row in self.conn.execute(
+            f"SELECT id FROM audit WHERE ({' OR '.join(clauses)}) AND detail != ?",
+            [*params, REDACTED])]
+        if rows:
+            marks = ",".join("?" * len(rows))
+            self.conn.execute(f"UPDATE audit SET detail = ? WHERE id IN ({marks})",
+                              [REDACTED, *rows])
+            self.record("privacy_redaction", f"{len(rows)} rows", {"rows": rows}, None)
+        return len(rows)
 
     def entries(self, conversation_id: str | None = None) -> list[AuditEntry]:
         query = "SELECT * FROM audit"

@@ -141,12 +141,12 @@ class Return(_Model):
 
 
 class AuditEntry(_Model):
-    """One change the bot made to the shop's data: append-only."""
+    """One change the bot made to the shop's data (or a privacy redaction): append-only."""
 
     id: int
     at: datetime
     conversation_id: str | None
-    action: Literal["return_created", "order_cancelled", "address_changed"]
+    action: Literal["return_created", "order_cancelled", "address_changed", "privacy_redaction"]
     target: str
     detail: dict[str, Any]
 

@@ -3,11 +3,12 @@ proves an order is theirs with its email."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Route, WebSocketRoute, expect
 
 from bot.store.factory import open_store
 from tests.browser.test_widget import chat, open_widget, say
@@ -51,6 +52,58 @@ async def test_the_signed_in_demo_customer_is_greeted_and_tracks_an_order(
         await expect(answer).not_to_contain_text("email")
         await expect(chat(page).locator(".typing")).to_have_text("")
         await page.screenshot(path=str(artifacts / "widget-order.png"))
+    finally:
+        await context.close()
+
+
+async def test_an_identity_the_shop_passes_while_the_chat_connects_still_counts(
+    browser: Browser, demo_gateway: Gateway, stack: object,
+) -> None:
+    """The shop's page may hand over the signed identity after the widget sent its hello
+    but before the gateway's welcome arrived; the widget sends it on the welcome."""
+    hellos: list[str] = []
+    hello_sent = asyncio.Event()
+    held: list[str | bytes] = []  # the gateway's frames, until the identity is in
+    released: list[bool] = []
+    pages: list[WebSocketRoute] = []
+
+    async def identity_after_hello(route: Route) -> None:
+        await hello_sent.wait()
+        await route.continue_()
+
+    def relay(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+        pages.append(ws)
+
+        def to_server(message: str | bytes) -> None:
+            if not hello_sent.is_set():
+                hellos.append(str(message))
+                hello_sent.set()
+            server.send(message)
+
+        def to_page(message: str | bytes) -> None:
+            if not released:
+                held.append(message)
+            else:
+                ws.send(message)
+
+        ws.on_message(to_server)
+        server.on_message(to_page)
+
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        await page.route("**/demo/identity", identity_after_hello)
+        await page.route_web_socket("**/ws/chat", relay)
+        await page.goto(f"{demo_gateway.http}/demo/")
+        await expect(page.locator("header .account")).to_contain_text("Anna Berg (demo)")
+        assert len(hellos) == 1 and "identity" not in hellos[0]  # the race really happened
+        released.append(True)
+        for message in held:
+            pages[0].send(message)
+        await open_widget(page)
+        await say(page, "hi")
+        await expect(chat(page).locator(".log .msg.bot").last).to_contain_text("Hi Anna!")
     finally:
         await context.close()
 

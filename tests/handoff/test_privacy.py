@@ -22,18 +22,29 @@ from handoff.privacy import conversations_of, delete, export, purge_older_than
 
 GUEST = "Sam.Guest@example.org"
 ANNA = "anna.berg@example.com"
+ANNA_STREET = "17 Privet Lane"
+OTHER_STREET = "4 Elm Row"
 
 
 def seed(var: Path) -> dict[str, str]:
     """Conversations in every store: a guest's, Anna's (verified), and a stranger's."""
     shop = SQLiteShop(var / "shop.db", window=ReturnWindow(30, 60))
     load_demo(shop, PROJECT_DIR / "data" / "shop", datetime.now(UTC))
-    shop.close()
     store = ConversationStore(var / "gateway.db")
     ids = {}
     for who in ("guest", "anna", "stranger"):
         conversation, _ = store.create_conversation({"type": "product"})
         ids[who] = conversation.id
+    # Anna moved an order to a new address in her chat, then changed her mind (so the
+    # first new address lives only in the audit log); someone else moved one too.
+    for who, customer, street in (("anna", "cus_0001", ANNA_STREET),
+                                  ("anna", "cus_0001", "9 Birch Close"),
+                                  ("stranger", "cus_0002", OTHER_STREET)):
+        order = next(o for o in shop.orders_for_customer(customer, 50)
+                     if o.status in ("placed", "processing"))
+        shop.change_address(order.id, order.shipping_address.model_copy(
+            update={"line1": street}), ids[who])
+    shop.close()
     text = {"guest": f"my email is {GUEST.lower()}", "anna": "where is my order?",
             "stranger": "do you sell tents?"}
     for who, conversation_id in ids.items():
@@ -95,12 +106,23 @@ def test_a_verified_customer_is_erased_and_the_shop_record_pseudonymised(tmp_pat
     exported = export(settings, ANNA)
     assert exported["shop"]["customers"][0]["id"] == "cus_0001"
     assert len(exported["shop"]["orders"]) >= 4
-    delete(settings, ANNA)
+    assert [e["action"] for e in exported["shop"]["audit"]] == ["address_changed"] * 2
+    counts = delete(settings, ANNA)
+    assert counts["shop_audit_rows_redacted"] == 2
     assert found_anywhere(tmp_path, ANNA) == []
+    assert found_anywhere(tmp_path, ANNA_STREET) == []
     shop = SQLiteShop(tmp_path / "shop.db", window=ReturnWindow(30, 60))
     customer = shop.get_customer("cus_0001")
     assert customer is not None and customer.email.endswith("@invalid")
     assert all(order.email == customer.email for order in shop.orders_for_customer("cus_0001"))
+    # The audit keeps what was done and when; only Anna's row lost its detail.
+    audit = shop.audit_log()
+    assert [(e.action, e.conversation_id) for e in audit] == [
+        ("address_changed", ids["anna"]), ("address_changed", ids["anna"]),
+        ("address_changed", ids["stranger"]), ("privacy_redaction", None)]
+    assert audit[0].detail == audit[1].detail == {"redacted": "privacy request"}
+    assert audit[2].detail["to"]["line1"] == OTHER_STREET
+    assert audit[3].detail == {"rows": [audit[0].id, audit[1].id]}
     shop.close()
     with sqlite3.connect(tmp_path / "gateway.db") as conn:
         logged = conn.execute("SELECT action, subject_sha256 FROM privacy_log").fetchall()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import PROJECT_DIR
+from bot.store.audit import REDACTED
 from bot.store.demo import DemoDataError, load_demo
 from bot.store.errors import NotAllowed, OrderNotFound
 from bot.store.models import Address, Order, ReturnLine
@@ -95,6 +96,12 @@ def test_the_audit_log_cannot_be_edited_or_deleted(store: SQLiteShop) -> None:
         conn.execute("UPDATE audit SET action = 'nothing'")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         conn.execute("DELETE FROM audit")
+    # Only a privacy request may blank a row's detail, and change nothing else with it.
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("UPDATE audit SET detail = '{}'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("UPDATE audit SET detail = ?, target = 'x'", [REDACTED])
+    conn.execute("UPDATE audit SET detail = ?", [REDACTED])
     conn.close()
 
 
