@@ -26,7 +26,7 @@ from bot.intents import CANONICAL_INTENTS
 from bot.kb.log import UNHELPFUL_QUESTIONS
 from bot.readonly import read_rows
 
-__all__ = ["Item", "ReviewError", "decide", "list_items", "write_training_file"]
+__all__ = ["Item", "ReviewError", "decide", "list_items", "undecide", "write_training_file"]
 
 MISSES = frozenset({"nlu_fallback", "out_of_scope"})
 VERDICTS = frozenset(CANONICAL_INTENTS) | {"new_faq", "ignore"}
@@ -132,6 +132,22 @@ def decide(gateway_db: Path, items: list[Item], item_ids: list[str], verdict: st
     finally:
         conn.close()
     return [Item(**{**by_id[i].as_dict(), "verdict": verdict}) for i in item_ids]
+
+
+def undecide(gateway_db: Path, item_ids: list[str]) -> int:
+    """Take the verdicts on these items back (they return to the inbox); how many there were."""
+    if not item_ids or not gateway_db.exists():
+        return 0
+    conn = sqlite3.connect(gateway_db)
+    try:
+        conn.executescript(SCHEMA)
+        with conn:
+            marks = ",".join("?" * len(item_ids))
+            cursor = conn.execute(f"DELETE FROM review_verdicts WHERE item_id IN ({marks})",
+                                  item_ids)
+        return cursor.rowcount
+    finally:
+        conn.close()
 
 
 def _clean(text: str) -> str:

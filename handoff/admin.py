@@ -8,6 +8,8 @@ token as ``Authorization: Bearer``. The page itself is static (plain HTML/JS in
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -17,9 +19,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.review import ReviewError, decide, list_items, write_training_file
+from bot.review import ReviewError, decide, list_items, undecide, write_training_file
 from handoff.agents import Agent
-from handoff.analytics import build_report
+from handoff.analytics import CSV_SECTIONS, build_report, csv_rows
+from handoff.api import conversation_record
 from handoff.static import add_app_page
 
 __all__ = ["add_admin_routes"]
@@ -31,12 +34,14 @@ ADMIN_ROLES = frozenset({"admin", "staff"})
 class LabelBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    verdict: str = Field(min_length=1, max_length=64)
+    #: An intent, new_faq or ignore; null takes the verdicts back (undo).
+    verdict: str | None = Field(min_length=1, max_length=64)
     items: list[str] = Field(min_length=1, max_length=500)
 
 
 def _error(status: int, message: str) -> web.HTTPException:
-    cls = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden}[status]
+    cls = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden,
+           404: web.HTTPNotFound}[status]
     return cls(text=json.dumps({"error": message}), content_type="application/json")
 
 
@@ -78,23 +83,53 @@ def add_admin_routes(app: web.Application, desk_key: web.AppKey[Any],
         except (ValueError, ValidationError):
             raise _error(400, "Send JSON with 'verdict' and a list of 'items'.") from None
         settings = request.app[settings_key]
-        try:
-            decide(settings.gateway_db, inbox(request, include_decided=True), body.items,
-                   body.verdict, who.email)
-        except ReviewError as error:
-            raise _error(400, str(error)) from None
+        if body.verdict is None:
+            undecide(settings.gateway_db, body.items)
+        else:
+            try:
+                decide(settings.gateway_db, inbox(request, include_decided=True), body.items,
+                       body.verdict, who.email)
+            except ReviewError as error:
+                raise _error(400, str(error)) from None
         written = write_training_file(settings.gateway_db, settings.project_dir)
         return web.json_response({"labelled": len(body.items), "training_file": written})
 
-    async def analytics(request: web.Request) -> web.Response:
-        staff(request)
+    def report(request: web.Request) -> dict[str, Any]:
         settings = request.app[settings_key]
         until = datetime.now(UTC)
-        return web.json_response(build_report(
-            settings.gateway_db, settings.kb_log_db, settings.tracker_db,
-            until - timedelta(days=days(request)), until))
+        return build_report(settings.gateway_db, settings.kb_log_db, settings.tracker_db,
+                            until - timedelta(days=days(request)), until)
+
+    async def analytics(request: web.Request) -> web.Response:
+        staff(request)
+        return web.json_response(report(request))
+
+    async def analytics_csv(request: web.Request) -> web.Response:
+        staff(request)
+        section = request.query.get("section", "days")
+        if section not in CSV_SECTIONS:
+            raise _error(400, f"section must be one of {', '.join(CSV_SECTIONS)}")
+        columns, rows = csv_rows(report(request), section)
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        return web.Response(text=out.getvalue(), content_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="shopchat-{section}.csv"'})
+
+    async def conversation(request: web.Request) -> web.Response:
+        """One conversation's transcript, for a review item's "transcript" link."""
+        staff(request)
+        conversation_id = request.match_info["conversation_id"]
+        record = conversation_record(request.app[desk_key].store, conversation_id)
+        if record is None:
+            raise _error(404, f"No conversation {conversation_id}: it may have been "
+                              "deleted (privacy request or retention).")
+        return web.json_response(record)
 
     app.router.add_get("/api/admin/review", review)
     app.router.add_post("/api/admin/review/label", label)
     app.router.add_get("/api/admin/analytics", analytics)
-    add_app_page(app, "admin", STATIC, aliases=("/admin/analytics",))
+    app.router.add_get("/api/admin/analytics.csv", analytics_csv)
+    app.router.add_get("/api/admin/conversations/{conversation_id}", conversation)
+    add_app_page(app, "admin", STATIC, aliases=("/admin/analytics", "/admin/conversation"))

@@ -22,7 +22,8 @@ from typing import Any
 from bot.intents import FALLBACK_INTENT
 from bot.readonly import read_rows
 
-__all__ = ["HandoffRow", "ReportInput", "UserTurn", "build_report", "summarise"]
+__all__ = ["CSV_SECTIONS", "HandoffRow", "ReportInput", "UserTurn", "build_report", "csv_rows",
+           "summarise"]
 
 MISSES = frozenset({FALLBACK_INTENT, "out_of_scope"})
 
@@ -36,6 +37,8 @@ class HandoffRow:
     first_response_at: float | None
     resolution: str | None
     csat_score: int | None
+    agent: str | None = None  # the agent who had the chat last (name)
+    ended_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,9 @@ class ReportInput:
     conversations: dict[str, float] = field(default_factory=dict)  # id → created_at
     handoffs: list[HandoffRow] = field(default_factory=list)
     tickets: int = 0
-    kb_answers: list[tuple[float, str]] = field(default_factory=list)  # (ts, outcome)
-    kb_feedback: list[tuple[float, bool]] = field(default_factory=list)  # (ts, helpful)
+    # (ts, conversation id, outcome) and (ts, conversation id, helpful)
+    kb_answers: list[tuple[float, str, str]] = field(default_factory=list)
+    kb_feedback: list[tuple[float, str, bool]] = field(default_factory=list)
     turns: list[UserTurn] = field(default_factory=list)
 
 
@@ -77,12 +81,11 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def _figures(conversations: Iterable[str], handoffs: list[HandoffRow],
-             turns: list[UserTurn], feedback: list[tuple[float, bool]],
-             answers: list[tuple[float, str]]) -> dict[str, Any]:
+             turns: list[UserTurn], feedback: list[tuple[float, str, bool]],
+             answers: list[tuple[float, str, str]]) -> dict[str, Any]:
     talked = set(conversations)
     handed = {h.conversation_id for h in handoffs if h.conversation_id in talked}
-    scores = [h.csat_score for h in handoffs if h.csat_score is not None]
-    helpful = sum(1 for _, ok in feedback if ok)
+    helpful = sum(1 for _, _, ok in feedback if ok)
     misses = sum(1 for t in turns if t.intent in MISSES)
     return {
         "conversations": len(talked),
@@ -90,6 +93,19 @@ def _figures(conversations: Iterable[str], handoffs: list[HandoffRow],
         "containment_rate": _rate(len(talked) - len(handed), len(talked)),
         "handoff_rate": _rate(len(handed), len(talked)),
         "handoff_reasons": dict(Counter(h.trigger for h in handoffs).most_common()),
+        **_people(handoffs),
+        "kb": {"answers": sum(1 for _, _, outcome in answers if outcome == "answer"),
+               "helpful": helpful, "not_helpful": len(feedback) - helpful,
+               "helpful_ratio": _rate(helpful, len(feedback))},
+        "shopper_messages": len(turns),
+        "fallback_rate": _rate(misses, len(turns)),
+    }
+
+
+def _people(handoffs: list[HandoffRow]) -> dict[str, Any]:
+    """What happened once a person was asked for: waits, first answers, outcomes, CSAT."""
+    scores = [h.csat_score for h in handoffs if h.csat_score is not None]
+    return {
         "queue_wait_seconds": _quantiles([h.assigned_at - h.queued_at for h in handoffs
                                           if h.assigned_at is not None]),
         "first_response_seconds": _quantiles([h.first_response_at - h.assigned_at
@@ -100,43 +116,49 @@ def _figures(conversations: Iterable[str], handoffs: list[HandoffRow],
         "csat": {"responses": len(scores),
                  "average": round(statistics.mean(scores), 2) if scores else None,
                  "distribution": {str(n): scores.count(n) for n in range(1, 6)}},
-        "kb": {"answers": sum(1 for _, outcome in answers if outcome == "answer"),
-               "helpful": helpful, "not_helpful": len(feedback) - helpful,
-               "helpful_ratio": _rate(helpful, len(feedback))},
-        "shopper_messages": len(turns),
-        "fallback_rate": _rate(misses, len(turns)),
     }
 
 
+def _within(data: ReportInput, ids: set[str]) -> dict[str, Any]:
+    """The figures of just these conversations."""
+    return _figures(ids, [h for h in data.handoffs if h.conversation_id in ids],
+                    [t for t in data.turns if t.conversation_id in ids],
+                    [f for f in data.kb_feedback if f[1] in ids],
+                    [a for a in data.kb_answers if a[1] in ids])
+
+
 def summarise(data: ReportInput, since: datetime, until: datetime) -> dict[str, Any]:
-    """The whole report as JSON-ready data: totals, per day, per intent."""
-    by_day_conversations: dict[str, list[str]] = defaultdict(list)
+    """The whole report as JSON-ready data: totals, per day, per intent, per agent.
+
+    A day's figures are those of the conversations that started that day; an
+    intent's are those of the conversations in which a shopper message was read
+    as that intent; an agent's are those of the chats they had last.
+    """
+    by_day: dict[str, set[str]] = defaultdict(set)
     for conversation_id, created in data.conversations.items():
-        by_day_conversations[_day(created)].append(conversation_id)
-    days = []
-    for day in sorted(by_day_conversations):
-        ids = set(by_day_conversations[day])
-        figures = _figures(
-            ids, [h for h in data.handoffs if h.conversation_id in ids],
-            [t for t in data.turns if t.conversation_id in ids],
-            [f for f in data.kb_feedback if _day(f[0]) == day],
-            [a for a in data.kb_answers if _day(a[0]) == day],
-        )
-        days.append({"day": day, **{key: figures[key] for key in (
-            "conversations", "handoffs", "containment_rate", "fallback_rate",
-            "shopper_messages")}, "csat_average": figures["csat"]["average"]})
+        by_day[_day(created)].add(conversation_id)
+    days = [{"day": day, **_within(data, by_day[day])} for day in sorted(by_day)]
     intents: dict[str, list[UserTurn]] = defaultdict(list)
     for turn in data.turns:
         intents[turn.intent or "unknown"].append(turn)
-    handed = {h.conversation_id for h in data.handoffs}
-    per_intent = [
-        {"intent": name, "messages": len(turns),
-         "share": _rate(len(turns), len(data.turns)),
-         "mean_confidence": round(statistics.mean(t.confidence for t in turns
-                                                  if t.confidence is not None), 3)
-         if any(t.confidence is not None for t in turns) else None,
-         "conversations_handed_off": len({t.conversation_id for t in turns} & handed)}
-        for name, turns in sorted(intents.items(), key=lambda item: -len(item[1]))
+    per_intent = []
+    for name, turns in sorted(intents.items(), key=lambda item: (-len(item[1]), item[0])):
+        confidences = [t.confidence for t in turns if t.confidence is not None]
+        per_intent.append({
+            "intent": name, "messages": len(turns), "share": _rate(len(turns), len(data.turns)),
+            "mean_confidence": round(statistics.mean(confidences), 3) if confidences else None,
+            **_within(data, {t.conversation_id for t in turns}),
+        })
+    by_agent: dict[str, list[HandoffRow]] = defaultdict(list)
+    for handoff in data.handoffs:
+        if handoff.agent:
+            by_agent[handoff.agent].append(handoff)
+    agents = [
+        {"agent": name, "chats": len(chats), **_people(chats),
+         "handling_seconds": _quantiles([h.ended_at - h.assigned_at for h in chats
+                                         if h.ended_at is not None and h.assigned_at
+                                         is not None])}
+        for name, chats in sorted(by_agent.items(), key=lambda item: (-len(item[1]), item[0]))
     ]
     return {
         "period": {"from": since.isoformat(), "until": until.isoformat()},
@@ -145,7 +167,49 @@ def summarise(data: ReportInput, since: datetime, until: datetime) -> dict[str, 
                    "offline_tickets": data.tickets},
         "days": days,
         "intents": per_intent,
+        "agents": agents,
     }
+
+
+#: The CSV exports: one row per day, intent or agent, the same figures flattened.
+_PEOPLE = ["queue_wait_median", "queue_wait_p90", "first_response_median",
+           "first_response_p90", "resolutions", "csat_average", "csat_responses"]
+_CONVERSATIONS = ["conversations", "handoffs", "containment_rate", "handoff_rate",
+                  "handoff_reasons", *_PEOPLE, "kb_answers", "kb_helpful", "kb_not_helpful",
+                  "kb_helpful_ratio", "shopper_messages", "fallback_rate"]
+CSV_SECTIONS = {
+    "days": ["day", *_CONVERSATIONS],
+    "intents": ["intent", "messages", "share", "mean_confidence", *_CONVERSATIONS],
+    "agents": ["agent", "chats", *_PEOPLE, "handling_median", "handling_p90"],
+}
+
+
+def _flat(entry: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for key, value in entry.items():
+        if key.endswith("_seconds"):
+            row[key.removesuffix("_seconds") + "_median"] = value["median"]
+            row[key.removesuffix("_seconds") + "_p90"] = value["p90"]
+        elif key in ("handoff_reasons", "resolutions"):
+            row[key] = "; ".join(f"{name}: {count}" for name, count in value.items())
+        elif key == "csat":
+            row.update(csat_average=value["average"], csat_responses=value["responses"])
+        elif key == "kb":
+            row.update(kb_answers=value["answers"], kb_helpful=value["helpful"],
+                       kb_not_helpful=value["not_helpful"],
+                       kb_helpful_ratio=value["helpful_ratio"])
+        else:
+            row[key] = value
+    return row
+
+
+def csv_rows(report: dict[str, Any], section: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """Columns and rows of one section of ``report`` (days, intents, agents), for CSV."""
+    if section not in CSV_SECTIONS:
+        raise ValueError(f"unknown section {section!r}: use one of {', '.join(CSV_SECTIONS)}")
+    columns = CSV_SECTIONS[section]
+    return columns, [{c: row.get(c) for c in columns}
+                     for row in map(_flat, report[section])]
 
 
 def _intent_of(data: str | None) -> tuple[str | None, float | None]:
@@ -167,15 +231,18 @@ def build_report(gateway_db: Path, kb_db: Path, tracker_db: Path,
         "WHERE m.conversation_id = c.id)", [start, end])}
     handoffs = [HandoffRow(*row) for row in read_rows(
         gateway_db,
-        "SELECT conversation_id, trigger, queued_at, assigned_at, first_response_at, "
-        "resolution, csat_score FROM handoffs WHERE queued_at >= ? AND queued_at < ?",
-        [start, end])]
+        "SELECT h.conversation_id, h.trigger, h.queued_at, h.assigned_at, h.first_response_at, "
+        "h.resolution, h.csat_score, coalesce(a.name, h.agent_id), h.ended_at "
+        "FROM handoffs h LEFT JOIN agents a ON a.id = h.agent_id "
+        "WHERE h.queued_at >= ? AND h.queued_at < ?", [start, end])]
     tickets = read_rows(gateway_db, "SELECT count(*) FROM tickets WHERE created_at >= ? "
                                 "AND created_at < ?", [start, end])
-    kb_answers = [(row[0], row[1]) for row in read_rows(
-        kb_db, "SELECT ts, outcome FROM kb_answers WHERE ts >= ? AND ts < ?", [start, end])]
-    kb_feedback = [(row[0], bool(row[1])) for row in read_rows(
-        kb_db, "SELECT ts, helpful FROM kb_feedback WHERE ts >= ? AND ts < ?", [start, end])]
+    kb_answers = [(row[0], row[1], row[2]) for row in read_rows(
+        kb_db, "SELECT ts, conversation_id, outcome FROM kb_answers WHERE ts >= ? AND ts < ?",
+        [start, end])]
+    kb_feedback = [(row[0], row[1], bool(row[2])) for row in read_rows(
+        kb_db, "SELECT ts, conversation_id, helpful FROM kb_feedback WHERE ts >= ? AND ts < ?",
+        [start, end])]
     # Rasa's SQL tracker store: one row per event; user events carry the parse data.
     # Messages recorded while a person had the chat (metadata "to": "agent") are not
     # the bot's to understand and are left out.

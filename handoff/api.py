@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from handoff.analytics import build_report
 from handoff.persistence import ConversationStore, hash_token
 
-__all__ = ["OPENAPI", "TokenStore", "add_api_routes"]
+__all__ = ["OPENAPI", "TokenStore", "add_api_routes", "conversation_record"]
 
 TOKENS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_tokens (
@@ -81,6 +81,27 @@ class MetricsQuery(_Query):
     days: int = Field(30, ge=1, le=3650)
 
 
+def row_to_conversation(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "mode": row["mode"], "customer_id": row["customer_id"],
+            "page": json.loads(row["page"]) if row["page"] else None,
+            "last_seq": row["last_seq"], "created_at": row["created_at"],
+            "updated_at": row["updated_at"]}
+
+
+def conversation_record(store: ConversationStore, conversation_id: str) -> dict[str, Any] | None:
+    """A conversation with its whole transcript and handoffs; None if there is none."""
+    rows = list(store.db.query("SELECT * FROM conversations WHERE id = ?", [conversation_id]))
+    if not rows:
+        return None
+    events = store.events_after(conversation_id, 0)
+    handoffs = list(store.db.query(
+        "SELECT id, state, trigger, reason, agent_id, queued_at, assigned_at, "
+        "first_response_at, ended_at, resolution, csat_score, csat_comment FROM handoffs "
+        "WHERE conversation_id = ? ORDER BY id", [conversation_id]))
+    return {**row_to_conversation(rows[0]),
+            "transcript": [{"seq": e.seq, **e.frame} for e in events], "handoffs": handoffs}
+
+
 def _problem(status: int, error: str, detail: str) -> web.HTTPException:
     cls = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 404: web.HTTPNotFound}[status]
     return cls(text=json.dumps({"error": error, "detail": detail}),
@@ -112,12 +133,6 @@ def add_api_routes(app: web.Application, store_key: web.AppKey[Any],
                            "Send Authorization: Bearer <token> (create one with `shopchat "
                            "tokens add NAME`).")
 
-    def row_to_conversation(row: dict[str, Any]) -> dict[str, Any]:
-        return {"id": row["id"], "mode": row["mode"], "customer_id": row["customer_id"],
-                "page": json.loads(row["page"]) if row["page"] else None,
-                "last_seq": row["last_seq"], "created_at": row["created_at"],
-                "updated_at": row["updated_at"]}
-
     async def conversations(request: web.Request) -> web.Response:
         authorise(request)
         query = _query(request, ConversationsQuery)
@@ -129,18 +144,10 @@ def add_api_routes(app: web.Application, store_key: web.AppKey[Any],
     async def conversation(request: web.Request) -> web.Response:
         authorise(request)
         conversation_id = request.match_info["conversation_id"]
-        rows = list(store(request).db.query("SELECT * FROM conversations WHERE id = ?",
-                                            [conversation_id]))
-        if not rows:
+        record = conversation_record(store(request), conversation_id)
+        if record is None:
             raise _problem(404, "not_found", f"No conversation {conversation_id}.")
-        events = store(request).events_after(conversation_id, 0)
-        handoffs = list(store(request).db.query(
-            "SELECT id, state, trigger, reason, agent_id, queued_at, assigned_at, "
-            "first_response_at, ended_at, resolution, csat_score, csat_comment FROM handoffs "
-            "WHERE conversation_id = ? ORDER BY id", [conversation_id]))
-        return web.json_response({**row_to_conversation(rows[0]),
-                                  "transcript": [{"seq": e.seq, **e.frame} for e in events],
-                                  "handoffs": handoffs})
+        return web.json_response(record)
 
     async def tickets(request: web.Request) -> web.Response:
         authorise(request)

@@ -354,25 +354,26 @@ def shop_audit(conversation: str | None) -> None:
               help="The period: this many days up to now.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Also write the per-day figures to this CSV file.")
-def report(days: int, as_json: bool, csv_path: Path | None) -> None:
-    """Support figures: containment, handoffs, waits, CSAT, KB feedback, intents."""
+              help="Also write one section of the figures to this CSV file.")
+@click.option("--by", "section", type=click.Choice(["days", "intents", "agents"]),
+              default="days", show_default=True, help="The rows of the CSV file.")
+def report(days: int, as_json: bool, csv_path: Path | None, section: str) -> None:
+    """Support figures: containment, handoffs, waits, CSAT, KB feedback, intents, agents."""
     import csv
     import datetime as dt
 
-    from handoff.analytics import build_report
+    from handoff.analytics import build_report, csv_rows
 
     settings = _settings()
     until = dt.datetime.now(dt.UTC)
     figures = build_report(settings.gateway_db, settings.kb_log_db, settings.tracker_db,
                            until - dt.timedelta(days=days), until)
     if csv_path is not None:
+        columns, lines = csv_rows(figures, section)
         with csv_path.open("w", newline="") as handle:
-            columns = ["day", "conversations", "handoffs", "containment_rate",
-                       "fallback_rate", "shopper_messages", "csat_average"]
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
-            writer.writerows(figures["days"])
+            writer.writerows(lines)
     totals = figures["totals"]
 
     def show(value: object) -> str:
@@ -399,7 +400,20 @@ def report(days: int, as_json: bool, csv_path: Path | None) -> None:
     ]
     for name, value in rows:
         table.add_row(name, show(value))
-    Console(stderr=as_json).print(table)
+    console = Console(stderr=as_json)
+    console.print(table)
+    if figures["agents"]:
+        people = Table(title="Agents")
+        for column in ("agent", "chats", "first response median / p90 (s)",
+                       "handling median (s)", "CSAT"):
+            people.add_column(column)
+        for agent in figures["agents"]:
+            first = agent["first_response_seconds"]
+            people.add_row(agent["agent"], str(agent["chats"]),
+                           f"{show(first['median'])} / {show(first['p90'])}",
+                           show(agent["handling_seconds"]["median"]),
+                           show(agent["csat"]["average"]))
+        console.print(people)
     if as_json:
         click.echo(json.dumps(figures))
 
@@ -460,6 +474,23 @@ def review_label(verdict: str, item_ids: tuple[str, ...], decided_by: str, days:
                f"{written['examples']} examples.")
     for skipped in written["skipped"]:
         click.echo(f"  not added: {skipped['text']!r} ({skipped['reason']})", err=True)
+
+
+@review.command(name="unlabel")
+@click.argument("item_ids", nargs=-1, required=True)
+def review_unlabel(item_ids: tuple[str, ...]) -> None:
+    """Take back the verdicts on ITEM_IDS: they return to the inbox, and out of
+    data/nlu/reviewed.yml."""
+    from bot.review import undecide, write_training_file
+
+    settings = _settings()
+    taken = undecide(settings.gateway_db, list(item_ids))
+    if not taken:
+        raise click.ClickException("none of these items has a verdict (see `shopchat review "
+                                   "list --all`)")
+    written = write_training_file(settings.gateway_db, settings.project_dir)
+    click.echo(f"Took back {taken} verdicts; {written['path']} has {written['examples']} "
+               "examples.")
 
 
 @cli.group()

@@ -144,3 +144,11 @@ def test_the_review_commands(tmp_path: Path) -> None:
     bad = subprocess.run([shopchat, "review", "label", "nonsense", target],
                          capture_output=True, text=True, env=env, check=False)
     assert bad.returncode == 1 and "unknown verdict" in bad.stderr
+    # Taken back: the message returns to the inbox and leaves the training file.
+    taken = subprocess.run([shopchat, "review", "unlabel", target], capture_output=True,
+                           text=True, env=env, check=False)
+    assert taken.returncode == 0 and "Took back 1" in taken.stdout
+    assert not (project / "data" / "nlu" / "reviewed.yml").exists()
+    again = subprocess.run([shopchat, "review", "unlabel", target], capture_output=True,
+                           text=True, env=env, check=False)
+    assert again.returncode == 1 and "none of these items has a verdict" in again.stderr

@@ -3,8 +3,10 @@ analytics page draws its charts (screenshot kept as an artifact)."""
 
 from __future__ import annotations
 
+import csv
 import re
 import shutil
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,6 +32,9 @@ async def workbench(tmp_path: Path) -> AsyncIterator[Gateway]:
     var = tmp_path / "var"
     seed(var)
     store = ConversationStore(var / "gateway.db")
+    for text in ("where is my order", "this is taking forever"):  # conversation c2's words
+        store.append_shopper_message("c2", text, {"type": "message", "author": "shopper",
+                                                  "text": text})
     now = time.time()
     for n, (trigger, csat) in enumerate([("requested", 5), ("fallback", 4), (None, None),
                                          (None, None), ("complaint", 2), (None, None)]):
@@ -48,6 +53,9 @@ async def workbench(tmp_path: Path) -> AsyncIterator[Gateway]:
     settings = Settings(var_dir=var, project_dir=project, port=free_port())
     add_agent(settings, "kim@shop.example", "Kim", role="staff")
     add_agent(settings, "ola@shop.example", "Ola")
+    with sqlite3.connect(var / "gateway.db") as conn:  # Ola had the seeded chats
+        conn.execute("UPDATE handoffs SET agent_id = (SELECT id FROM agents WHERE name = 'Ola'),"
+                     " ended_at = queued_at + 300 WHERE assigned_at IS NOT NULL")
     gateway = Gateway(settings)
     await gateway.start()
     yield gateway
@@ -82,9 +90,49 @@ async def test_staff_label_with_the_keyboard_and_see_the_analytics(
         reviewed = workbench.settings.project_dir / "data" / "nlu" / "reviewed.yml"
         assert "    - wheres my stuff at" in reviewed.read_text()
 
+        # A whole kind at once, then undone: the messages are back, the file as it was.
+        await page.select_option("#kind", "low_confidence")
+        await page.locator("body").click(position={"x": 5, "y": 5})
+        await expect(rows).to_have_count(2)
+        await page.keyboard.press("a")
+        await expect(page.locator("#rows input:checked")).to_have_count(2)
+        await page.keyboard.press("i")
+        await expect(page.locator("#status")).to_contain_text("Labelled 2 as ignore")
+        await page.keyboard.press("u")
+        await expect(page.locator("#status")).to_contain_text("Undone: 2 back as they were")
+        await expect(rows.filter(has_text="wheres my stuff at")).to_have_class(
+            re.compile(r"\bdone\b"))  # it was labelled track_order before: restored
+        await expect(rows.filter(has_text="where is my shipment")).not_to_have_class(
+            re.compile(r"\bdone\b"))
+        assert "    - wheres my stuff at" in reviewed.read_text()
+        with sqlite3.connect(workbench.settings.gateway_db) as conn:
+            verdicts = dict(conn.execute("SELECT text, verdict FROM review_verdicts"))
+        assert verdicts == {"wheres my stuff at": "track_order"}
+
+        # The transcript behind a handoff, the message under review marked.
+        await page.select_option("#kind", "handoff")
+        await page.locator("body").click(position={"x": 5, "y": 5})
+        await expect(rows).to_have_count(1)
+        await page.keyboard.press("o")
+        await expect(page).to_have_url(re.compile(r"/admin/conversation\?id=c2"))
+        marked = page.locator("#transcript .reviewed")
+        await expect(marked).to_have_count(1)
+        await expect(marked).to_contain_text("this is taking forever")
+        await expect(page.locator("#transcript .line.shopper")).to_have_count(2)
+        await page.click("#back")
+
         await page.click("#tab-analytics")
         await expect(page.locator("#figures .figure").first).to_contain_text("Conversations")
         await expect(page.locator("#intents tr").first).to_be_visible()
+        await expect(page.locator("#agents tr")).to_have_count(1)
+        await expect(page.locator("#agents tr td").first).to_have_text("Ola")
+        async with page.expect_download() as download_info:
+            await page.click(".downloads a[data-section='agents']")
+        download = await download_info.value
+        with open(await download.path(), newline="") as handle:
+            agents = list(csv.DictReader(handle))
+        assert [(a["agent"], a["chats"], a["handling_median"]) for a in agents] == [
+            ("Ola", "3", "260.0")]
         assert await page.evaluate("document.querySelectorAll('canvas').length") == 3
         drawn = await page.evaluate(
             "Chart.getChart(document.getElementById('chart-days')) !== undefined")
@@ -111,6 +159,15 @@ async def test_the_admin_api_needs_a_staff_or_admin_session(workbench: Gateway) 
         async with session.post(f"{workbench.http}/api/admin/review/label", headers=headers,
                                 json={"verdict": "buy_now", "items": ["x"]}) as response:
             assert response.status == 400 and "unknown verdict" in (await response.json())["error"]
+        async with session.get(f"{workbench.http}/api/admin/conversations/nope",
+                               headers=headers) as response:
+            assert response.status == 404 and "deleted" in (await response.json())["error"]
+        async with session.get(f"{workbench.http}/api/admin/conversations/c2") as response:
+            assert response.status == 401
+        async with session.get(f"{workbench.http}/api/admin/analytics.csv?section=weeks",
+                               headers=headers) as response:
+            assert response.status == 400
+            assert "days, intents, agents" in (await response.json())["error"]
         # A staff account is not an agent: the console's socket refuses it.
         url = workbench.http.replace("http", "ws") + "/ws/agent"
         async with session.ws_connect(url) as ws:

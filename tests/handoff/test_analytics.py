@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
 import subprocess
@@ -32,17 +33,22 @@ def var(tmp_path: Path) -> Path:
         store.db.execute("UPDATE conversations SET created_at = ? WHERE id = ?",
                          [created, conversation.id])
         ids.append(conversation.id)
-    handoffs = [  # trigger, queued, assigned, first response, resolution, csat
-        (ids[0], "requested", DAY1 + 100, DAY1 + 130, DAY1 + 160, "resolved", 5),
-        (ids[1], "fallback", DAY1 + 200, DAY1 + 290, DAY1 + 300, "resolved", 3),
-        (ids[4], "complaint", DAY2 + 300, None, None, None, None),
+    for agent_id, name in (("ag_1", "Ada"), ("ag_2", "Bo")):
+        store.db.execute("INSERT INTO agents (id, email, name, capacity, password_hash, "
+                         "created_at) VALUES (?, ?, ?, 3, 'x', 0)",
+                         [agent_id, f"{name}@example.com", name])
+    handoffs = [  # trigger, queued, assigned, first response, resolution, csat, agent, ended
+        (ids[0], "requested", DAY1 + 100, DAY1 + 130, DAY1 + 160, "resolved", 5, "ag_1",
+         DAY1 + 430),
+        (ids[1], "fallback", DAY1 + 200, DAY1 + 290, DAY1 + 300, "resolved", 3, "ag_2",
+         DAY1 + 890),
+        (ids[4], "complaint", DAY2 + 300, None, None, None, None, None, None),
     ]
-    for conversation_id, trigger, queued, assigned, first, resolution, csat in handoffs:
+    for row in handoffs:
         store.db.execute(
             "INSERT INTO handoffs (conversation_id, state, trigger, reason, queued_at, "
-            "assigned_at, first_response_at, resolution, csat_score) "
-            "VALUES (?, 'closed', ?, 'r', ?, ?, ?, ?, ?)",
-            [conversation_id, trigger, queued, assigned, first, resolution, csat])
+            "assigned_at, first_response_at, resolution, csat_score, agent_id, ended_at) "
+            "VALUES (?, 'closed', ?, 'r', ?, ?, ?, ?, ?, ?, ?)", list(row))
     store.db.execute("INSERT INTO tickets (conversation_id, email, message, created_at) "
                      "VALUES (?, 'a@example.com', 'help', ?)", [ids[4], DAY2 + 400])
     store.close()
@@ -50,7 +56,7 @@ def var(tmp_path: Path) -> Path:
     log = KBLog(tmp_path / "kb.db")
     for helpful in (True, True, False):
         log.db.execute("INSERT INTO kb_feedback (conversation_id, article_id, helpful, ts) "
-                       "VALUES ('c', 'refunds', ?, ?)", [int(helpful), DAY1 + 50])
+                       "VALUES (?, 'refunds', ?, ?)", [ids[1], int(helpful), DAY1 + 50])
     log.db.conn.commit()
 
     # Rasa's SQL tracker store table, as rasa 3.6 creates it.
@@ -95,9 +101,28 @@ def test_the_figures_match_the_seeded_data(var: Path) -> None:
     assert totals["offline_tickets"] == 1
     assert [(d["day"], d["conversations"], d["handoffs"]) for d in report["days"]] == \
         [("2026-11-02", 4, 2), ("2026-11-03", 1, 1)]
-    top = report["intents"][0]
-    assert (top["intent"], top["messages"]) in {("greet", 3), ("faq", 3)}
-    assert {i["intent"]: i["messages"] for i in report["intents"]}["nlu_fallback"] == 2
+    day1, day2 = report["days"]
+    assert day1["first_response_seconds"] == {"n": 2, "median": 20.0, "p90": 30.0}
+    assert day1["csat"]["average"] == 4.0 and day1["kb"]["helpful_ratio"] == 0.6667
+    assert day2["handoff_reasons"] == {"complaint": 1} and day2["queue_wait_seconds"]["n"] == 0
+    # Messages n go to conversation n % 5: greet → 0, 1, 2; faq → 3, 4, 0;
+    # nlu_fallback → 1, 2; out_of_scope → 3; track_order → 4.
+    intents = {i["intent"]: i for i in report["intents"]}
+    assert [i["intent"] for i in report["intents"]][:2] == ["faq", "greet"]
+    assert intents["greet"]["messages"] == 3 and intents["nlu_fallback"]["messages"] == 2
+    assert (intents["greet"]["conversations"], intents["greet"]["handoffs"]) == (3, 2)
+    assert intents["greet"]["handoff_reasons"] == {"requested": 1, "fallback": 1}
+    assert intents["nlu_fallback"]["csat"]["average"] == 3.0
+    assert intents["track_order"]["handoff_reasons"] == {"complaint": 1}
+    assert intents["track_order"]["containment_rate"] == 0.0
+    assert intents["out_of_scope"]["containment_rate"] == 1.0
+    # Per agent: the chats each had, how fast they answered, how it ended.
+    assert [(a["agent"], a["chats"]) for a in report["agents"]] == [("Ada", 1), ("Bo", 1)]
+    ada, bo = report["agents"]
+    assert ada["first_response_seconds"]["median"] == 30.0 and ada["csat"]["average"] == 5.0
+    assert bo["first_response_seconds"]["median"] == 10.0
+    assert bo["queue_wait_seconds"]["median"] == 90.0
+    assert (ada["handling_seconds"]["median"], bo["handling_seconds"]["median"]) == (300.0, 600.0)
 
 
 def test_an_empty_installation_reports_zeros_not_errors(tmp_path: Path) -> None:
@@ -110,15 +135,28 @@ def test_an_empty_installation_reports_zeros_not_errors(tmp_path: Path) -> None:
 def test_shopchat_report_prints_json_and_writes_csv(var: Path, tmp_path: Path) -> None:
     import os
 
+    def report(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "shopchat"), "report", "--days", "3650", *args],
+            capture_output=True, text=True, check=False,
+            env={**os.environ, "SHOPCHAT_VAR_DIR": str(var)},
+        )
+
     out = tmp_path / "days.csv"
-    completed = subprocess.run(
-        [str(Path(sys.executable).parent / "shopchat"), "report", "--days", "3650", "--json",
-         "--csv", str(out)],
-        capture_output=True, text=True, check=False,
-        env={**os.environ, "SHOPCHAT_VAR_DIR": str(var)},
-    )
+    completed = report("--json", "--csv", str(out))
     assert completed.returncode == 0, completed.stderr
     figures = json.loads(completed.stdout.strip().splitlines()[-1])
     assert figures["totals"]["conversations"] == 5
-    assert out.read_text().splitlines()[0].startswith("day,conversations,handoffs")
-    assert len(out.read_text().splitlines()) == 3
+    with out.open(newline="") as handle:
+        days = list(csv.DictReader(handle))
+    assert [(d["day"], d["conversations"], d["first_response_median"]) for d in days] == [
+        ("2026-11-02", "4", "20.0"), ("2026-11-03", "1", "")]
+    assert days[0]["handoff_reasons"] == "requested: 1; fallback: 1"
+    agents = tmp_path / "agents.csv"
+    assert report("--csv", str(agents), "--by", "agents").returncode == 0
+    with agents.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["agent"], r["chats"], r["handling_median"]) for r in rows] == [
+        ("Ada", "1", "300.0"), ("Bo", "1", "600.0")]
+    refused = report("--csv", str(agents), "--by", "weeks")
+    assert refused.returncode == 2 and "'weeks' is not one of" in refused.stderr

@@ -8,11 +8,14 @@
   const TOKEN_KEY = "shopchat-admin-token";
   const $ = (id) => document.getElementById(id);
   let token = sessionStorage.getItem(TOKEN_KEY);
+  let all = [];  // every item of the period; `items` are those of the kind shown
   let items = [];
   let current = 0;
   const selected = new Set();
+  const undo = [];  // [{ ids, before: {id: verdict or null} }], newest last
   const charts = [];
-  const view = location.pathname.startsWith("/admin/analytics") ? "analytics" : "inbox";
+  const view = location.pathname.startsWith("/admin/analytics") ? "analytics"
+    : location.pathname.startsWith("/admin/conversation") ? "conversation" : "inbox";
 
   function el(tag, text, className) {
     const node = document.createElement(tag);
@@ -63,20 +66,36 @@
     $("app").hidden = false;
     $("me").textContent = sessionStorage.getItem(TOKEN_KEY + ":name") || "";
     $(view).hidden = false;
-    $("tab-" + view).setAttribute("aria-current", "page");
+    if (view !== "conversation") $("tab-" + view).setAttribute("aria-current", "page");
     INTENTS.forEach((intent) => $("verdict").append(el("option", intent)));
     load();
   }
 
-  function load() { return view === "inbox" ? loadInbox() : loadAnalytics(); }
+  function load() {
+    if (view === "conversation") return loadConversation();
+    return view === "inbox" ? loadInbox() : loadAnalytics();
+  }
 
   // -- review inbox -----------------------------------------------------------
 
   async function loadInbox() {
-    items = (await api("/api/admin/review?days=" + $("days").value)).items;
+    all = (await api("/api/admin/review?days=" + $("days").value)).items;
     current = 0;
     selected.clear();
+    filter();
+  }
+
+  function filter() {
+    const kind = $("kind").value;
+    items = all.filter((item) => !kind || item.kind === kind);
+    current = Math.min(current, Math.max(items.length - 1, 0));
+    [...selected].forEach((id) => { if (!items.some((i) => i.id === id)) selected.delete(id); });
     render();
+  }
+
+  function transcriptLink(item) {
+    const query = new URLSearchParams({ id: item.conversation_id, text: item.text });
+    return "/admin/conversation?" + query;
   }
 
   function render() {
@@ -96,15 +115,21 @@
       cell.append(box);
       const read = item.intent ? item.intent + (item.confidence != null
         ? " (" + item.confidence.toFixed(2) + ")" : "") : "";
+      const link = el("a", "Transcript");
+      link.href = transcriptLink(item);
+      const where = el("td");
+      where.append(link);
       row.append(cell, el("td", item.kind.replace("_", " ")), el("td", item.text),
         el("td", read + (item.verdict ? " → " + item.verdict : "")),
-        el("td", new Date(item.at * 1000).toLocaleString()));
+        el("td", new Date(item.at * 1000).toLocaleString()), where);
       row.addEventListener("click", (event) => {
-        if (event.target !== box) { current = index; render(); }
+        if (event.target !== box && event.target !== link) { current = index; render(); }
       });
       rows.append(row);
     });
+    $("all").checked = items.length > 0 && items.every((item) => selected.has(item.id));
     $("empty").hidden = items.length > 0;
+    $("undo").disabled = undo.length === 0;
   }
 
   function toggle(id) {
@@ -112,13 +137,29 @@
     render();
   }
 
+  // Select every message shown of the current message's kind (or clear that selection).
+  function selectKind() {
+    const kind = items[current] && items[current].kind;
+    const same = items.filter((item) => item.kind === kind);
+    const on = !same.every((item) => selected.has(item.id));
+    same.forEach((item) => { if (on) selected.add(item.id); else selected.delete(item.id); });
+    render();
+  }
+
+  async function send(verdict, ids) {
+    return api("/api/admin/review/label", { method: "POST",
+      body: JSON.stringify({ verdict, items: ids }) });
+  }
+
   async function label(verdict) {
     const ids = selected.size ? [...selected] : (items[current] ? [items[current].id] : []);
     if (!ids.length) return;
     try {
-      const result = await api("/api/admin/review/label", { method: "POST",
-        body: JSON.stringify({ verdict, items: ids }) });
-      items.forEach((item) => { if (ids.includes(item.id)) item.verdict = verdict; });
+      const before = Object.fromEntries(all.filter((i) => ids.includes(i.id))
+        .map((i) => [i.id, i.verdict || null]));
+      const result = await send(verdict, ids);
+      undo.push({ ids, before });
+      all.forEach((item) => { if (ids.includes(item.id)) item.verdict = verdict; });
       selected.clear();
       current = Math.min(current + 1, Math.max(items.length - 1, 0));
       $("status").textContent = "Labelled " + result.labelled + " as " + verdict + "; "
@@ -129,7 +170,35 @@
     }
   }
 
+  // Put the last labelling back as it was: verdicts restored, or taken back.
+  async function undoLast() {
+    const last = undo.pop();
+    if (!last) return;
+    try {
+      const groups = new Map();
+      last.ids.forEach((id) => {
+        const verdict = last.before[id];
+        groups.set(verdict, [...(groups.get(verdict) || []), id]);
+      });
+      let result = null;
+      for (const [verdict, ids] of groups) result = await send(verdict, ids);
+      all.forEach((item) => { if (last.ids.includes(item.id)) item.verdict = last.before[item.id]; });
+      $("status").textContent = "Undone: " + last.ids.length + " back as they were; "
+        + result.training_file.examples + " examples in data/nlu/reviewed.yml.";
+      render();
+    } catch (error) {
+      undo.push(last);
+      $("status").textContent = error.message;
+    }
+  }
+
   $("label").addEventListener("click", () => label($("verdict").value));
+  $("undo").addEventListener("click", () => undoLast());
+  $("kind").addEventListener("change", () => filter());
+  $("all").addEventListener("change", () => {
+    items.forEach((item) => { if ($("all").checked) selected.add(item.id); else selected.delete(item.id); });
+    render();
+  });
 
   document.addEventListener("keydown", (event) => {
     if (view !== "inbox" || $("app").hidden) return;
@@ -138,9 +207,64 @@
     const keys = { j: () => { current = Math.min(current + 1, items.length - 1); render(); },
       k: () => { current = Math.max(current - 1, 0); render(); },
       x: () => { if (items[current]) toggle(items[current].id); },
+      a: selectKind, u: undoLast,
+      o: () => { if (items[current]) location.href = transcriptLink(items[current]); },
       l: () => label($("verdict").value), f: () => label("new_faq"), i: () => label("ignore") };
     if (keys[event.key]) { event.preventDefault(); keys[event.key](); }
   });
+
+  // -- one conversation -------------------------------------------------------
+
+  const EVENTS = {
+    handoff: (f) => "Handed to a person (" + f.trigger + "): " + f.reason,
+    offline_received: () => "Shopper left an offline message",
+    csat_received: (f) => "Shopper rated " + f.score + "/5",
+  };
+
+  async function loadConversation() {
+    const query = new URLSearchParams(location.search);
+    const id = query.get("id") || "";
+    const reviewed = (query.get("text") || "").trim();
+    $("conversation-title").textContent = "Conversation " + id;
+    let record;
+    try {
+      record = await api("/api/admin/conversations/" + encodeURIComponent(id));
+    } catch (error) {
+      $("conversation-error").textContent = error.message;
+      return;
+    }
+    const page = record.page || {};
+    $("conversation-facts").textContent = [
+      "started " + new Date(record.created_at * 1000).toLocaleString(),
+      page.type ? "on a " + page.type + " page" + (page.sku ? " (" + page.sku + ")" : "") : "",
+      record.customer_id ? "signed-in customer " + record.customer_id : "guest",
+      record.handoffs.length ? record.handoffs.length + " handoff(s), ended "
+        + (record.handoffs.map((h) => h.resolution || h.state).join(", ")) : "no handoff",
+    ].filter(Boolean).join(" · ");
+    const list = $("transcript");
+    list.replaceChildren();
+    let mark = null;
+    record.transcript.forEach((frame) => {
+      let line;
+      if (frame.type === "message") {
+        line = el("li", undefined, "line " + frame.author);
+        line.append(el("span", frame.agent ? frame.agent.name : frame.author, "who"), el("span", frame.text || ""));
+        if (frame.author === "shopper" && reviewed && (frame.text || "").trim() === reviewed) {
+          line.classList.add("reviewed");
+          line.setAttribute("aria-label", "The message under review: " + frame.text);
+          mark = mark || line;
+        }
+      } else if (EVENTS[frame.type]) {
+        line = el("li", EVENTS[frame.type](frame), "line event");
+      } else {
+        return;
+      }
+      list.append(line);
+    });
+    if (!record.transcript.length) list.append(el("li", "No messages are stored for this "
+      + "conversation (the bot's own log may still hold the message under review).", "line event"));
+    if (mark) mark.scrollIntoView({ block: "center" });
+  }
 
   // -- analytics --------------------------------------------------------------
 
@@ -175,18 +299,37 @@
     charts.push(new Chart($("chart-csat"), { type: "bar", options: base, data: {
       labels: ["1", "2", "3", "4", "5"],
       datasets: [{ label: "Ratings", data: ["1", "2", "3", "4", "5"].map((k) => t.csat.distribution[k]), backgroundColor: "#2d6a9f" }] } }));
-    const rows = report.intents.map((i) => {
-      const row = el("tr");
-      row.append(el("td", i.intent), el("td", String(i.messages)), el("td", percent(i.share)),
-        el("td", i.mean_confidence == null ? "n/a" : String(i.mean_confidence)),
-        el("td", String(i.conversations_handed_off)));
-      return row;
-    });
-    $("intents").replaceChildren(...rows);
-    const columns = ["day", "conversations", "handoffs", "containment_rate", "fallback_rate", "shopper_messages", "csat_average"];
-    const csv = [columns.join(",")].concat(report.days.map((d) => columns.map((c) => d[c] == null ? "" : d[c]).join(","))).join("\n");
-    $("csv").href = URL.createObjectURL(new Blob([csv + "\n"], { type: "text/csv" }));
+    $("intents").replaceChildren(...report.intents.map((i) => row([i.intent, i.messages,
+      percent(i.share), i.mean_confidence == null ? "n/a" : i.mean_confidence, i.conversations,
+      percent(i.containment_rate), i.handoffs, i.csat.average == null ? "n/a" : i.csat.average])));
+    $("agents").replaceChildren(...report.agents.map((a) => row([a.agent, a.chats,
+      seconds(a.first_response_seconds), seconds(a.handling_seconds),
+      Object.entries(a.resolutions).map(([tag, n]) => tag + " " + n).join(", ") || "none",
+      a.csat.average == null ? "n/a" : a.csat.average + " (" + a.csat.responses + ")"])));
+    $("no-agents").hidden = report.agents.length > 0;
   }
+
+  function row(cells) {
+    const line = el("tr");
+    cells.forEach((cell) => line.append(el("td", String(cell))));
+    return line;
+  }
+
+  // CSV from the server (the same figures as `shopchat report --csv --by ...`).
+  document.querySelectorAll(".downloads a").forEach((link) => {
+    link.addEventListener("click", async (event) => {
+      event.preventDefault();
+      const section = link.dataset.section;
+      const response = await fetch("/api/admin/analytics.csv?section=" + section + "&days="
+        + $("days").value, { headers: { Authorization: "Bearer " + token } });
+      if (!response.ok) return;
+      const save = el("a");
+      save.href = URL.createObjectURL(await response.blob());
+      save.download = "shopchat-" + section + ".csv";
+      save.click();
+      URL.revokeObjectURL(save.href);
+    });
+  });
 
   if (token) start(); else signOut();
 })();
