@@ -8,9 +8,11 @@ token as ``Authorization: Bearer``. The page itself is static (plain HTML/JS in
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +21,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bot.kb.gaps import DraftError, Gap, find_gaps, unanswered_questions, write_draft
+from bot.kb.index import Retriever
 from bot.review import ReviewError, decide, list_items, undecide, write_training_file
 from handoff.agents import Agent
 from handoff.analytics import CSV_SECTIONS, build_report, csv_rows
@@ -39,6 +43,15 @@ class LabelBody(BaseModel):
     items: list[str] = Field(min_length=1, max_length=500)
 
 
+class DraftBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: The gap's example question, as listed: the gap is found again by it.
+    label: str = Field(min_length=1, max_length=500)
+    article_id: str = Field(min_length=1, max_length=80)
+    title: str | None = Field(None, max_length=200)
+
+
 def _error(status: int, message: str) -> web.HTTPException:
     cls = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden,
            404: web.HTTPNotFound}[status]
@@ -57,6 +70,20 @@ def add_admin_routes(app: web.Application, desk_key: web.AppKey[Any],
             raise _error(403, "This needs a staff or admin account.")
         agent: Agent = login.agent
         return agent
+
+    # MiniLM loads on the first look at the gaps (not at start: most gateways never need it).
+    retrievers: list[Retriever] = []
+    loading = threading.Lock()
+
+    def gaps_of(request: web.Request) -> list[Gap]:
+        settings = request.app[settings_key]
+        with loading:
+            if not retrievers:
+                retrievers.append(Retriever(settings.kb_index_path))
+        questions = unanswered_questions(settings.kb_log_db,
+                                         time.time() - days(request) * 86400,
+                                         settings.gateway_db)
+        return find_gaps(questions, retrievers[0])
 
     def days(request: web.Request) -> int:
         try:
@@ -127,9 +154,36 @@ def add_admin_routes(app: web.Application, desk_key: web.AppKey[Any],
                               "deleted (privacy request or retention).")
         return web.json_response(record)
 
+    async def gaps(request: web.Request) -> web.Response:
+        staff(request)
+        found = await asyncio.to_thread(gaps_of, request)
+        return web.json_response({"gaps": [g.as_dict(n) for n, g in enumerate(found, start=1)]})
+
+    async def draft(request: web.Request) -> web.Response:
+        staff(request)
+        try:
+            body = DraftBody.model_validate(await request.json())
+        except (ValueError, ValidationError):
+            raise _error(400, "Send JSON with the gap's 'label', an 'article_id' and "
+                              "optionally a 'title'.") from None
+        found = await asyncio.to_thread(gaps_of, request)
+        gap = next((g for g in found if g.label == body.label), None)
+        if gap is None:
+            raise _error(400, "That gap is no longer in the list (new questions regroup the "
+                              "gaps): reload and pick it again.")
+        try:
+            target = write_draft(request.app[settings_key].kb_articles_path, body.article_id,
+                                 gap, body.title)
+        except DraftError as error:
+            raise _error(400, str(error)) from None
+        return web.json_response({"path": str(target), "questions": min(gap.count, 8)})
+
     app.router.add_get("/api/admin/review", review)
+    app.router.add_get("/api/admin/gaps", gaps)
+    app.router.add_post("/api/admin/gaps/draft", draft)
     app.router.add_post("/api/admin/review/label", label)
     app.router.add_get("/api/admin/analytics", analytics)
     app.router.add_get("/api/admin/analytics.csv", analytics_csv)
     app.router.add_get("/api/admin/conversations/{conversation_id}", conversation)
-    add_app_page(app, "admin", STATIC, aliases=("/admin/analytics", "/admin/conversation"))
+    add_app_page(app, "admin", STATIC, aliases=("/admin/analytics", "/admin/conversation",
+                                                 "/admin/gaps"))

@@ -159,7 +159,8 @@ def _gaps(days: int) -> list[Any]:
     from bot.kb.index import Retriever
 
     settings = _settings()
-    questions = unanswered_questions(settings.kb_log_db, time.time() - days * 86400)
+    questions = unanswered_questions(settings.kb_log_db, time.time() - days * 86400,
+                                     settings.gateway_db)
     return find_gaps(questions, Retriever(settings.kb_index_path))
 
 
@@ -178,10 +179,7 @@ def kb_gaps(days: int, as_json: bool) -> None:
         table.add_row(str(number), str(gap.count), gap.label, nearest)
     Console(stderr=as_json).print(table if gaps else "No unanswered questions in that period.")
     if as_json:
-        click.echo(json.dumps({"gaps": [
-            {"gap": n, "count": g.count, "label": g.label, "questions": list(g.questions),
-             "nearest": {"article_id": g.nearest.article_id, "score": round(g.nearest.score, 3)}
-             if g.nearest else None} for n, g in enumerate(gaps, start=1)]}))
+        click.echo(json.dumps({"gaps": [g.as_dict(n) for n, g in enumerate(gaps, start=1)]}))
 
 
 @kb.command(name="new")
@@ -192,26 +190,17 @@ def kb_gaps(days: int, as_json: bool) -> None:
 @click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True)
 def kb_new(article_id: str, gap_number: int, title: str | None, days: int) -> None:
     """Scaffold a draft article in data/kb/drafts/ from a gap's questions."""
-    import re
+    from bot.kb.gaps import DraftError, write_draft
 
-    from bot.kb.articles import ID_PATTERN
-    from bot.kb.gaps import scaffold
-
-    if not re.match(ID_PATTERN, article_id):
-        raise click.ClickException("The id must be a lowercase slug, like gift-wrapping.")
     settings = _settings()
-    if (settings.kb_articles_path / f"{article_id}.md").exists():
-        raise click.ClickException(f"data/kb/{article_id}.md exists already.")
     gaps = _gaps(days)
     if gap_number > len(gaps):
         raise click.ClickException(f"There are {len(gaps)} gaps; see `shopchat kb gaps`.")
     gap = gaps[gap_number - 1]
-    drafts = settings.kb_articles_path / "drafts"
-    drafts.mkdir(parents=True, exist_ok=True)
-    target = drafts / f"{article_id}.md"
-    if target.exists():
-        raise click.ClickException(f"{target} exists already.")
-    target.write_text(scaffold(article_id, title or gap.label, gap), encoding="utf-8")
+    try:
+        target = write_draft(settings.kb_articles_path, article_id, gap, title)
+    except DraftError as error:
+        raise click.ClickException(str(error)) from error
     click.echo(f"Wrote {target} with {min(gap.count, 8)} shopper questions. Write the answer, "
                f"move it to {settings.kb_articles_path}/ and run `shopchat kb build`.")
 

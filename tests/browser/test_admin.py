@@ -19,6 +19,8 @@ from bot.settings import PROJECT_DIR, Settings
 from handoff.persistence import ConversationStore
 from shopchat.stack import free_port
 from tests.bot.test_review import seed
+from tests.kb.test_gaps import WRAPPING
+from tests.kb.test_gaps import seed as seed_gaps
 from tests.conftest import AGENT_PASSWORD, Gateway, add_agent
 
 
@@ -31,6 +33,7 @@ async def workbench(tmp_path: Path) -> AsyncIterator[Gateway]:
     (project / "data" / "console").symlink_to(PROJECT_DIR / "data" / "console")
     var = tmp_path / "var"
     seed(var)
+    seed_gaps(var)
     store = ConversationStore(var / "gateway.db")
     for text in ("where is my order", "this is taking forever"):  # conversation c2's words
         store.append_shopper_message("c2", text, {"type": "message", "author": "shopper",
@@ -75,7 +78,7 @@ async def test_staff_label_with_the_keyboard_and_see_the_analytics(
         await page.fill("#password", AGENT_PASSWORD)
         await page.press("#password", "Enter")
         rows = page.locator("#rows tr")
-        await expect(rows).to_have_count(5)
+        await expect(rows).to_have_count(6)  # 5 from the review seed, 1 unhelpful KB answer
         target = rows.filter(has_text="wheres my stuff at")
         index = [await r.inner_text() for r in await rows.all()].index(
             await target.inner_text())
@@ -138,6 +141,35 @@ async def test_staff_label_with_the_keyboard_and_see_the_analytics(
             "Chart.getChart(document.getElementById('chart-days')) !== undefined")
         assert drawn
         await page.screenshot(path=str(artifacts / "analytics.png"), full_page=True)
+    finally:
+        await context.close()
+
+
+async def test_staff_draft_an_article_for_the_biggest_kb_gap(
+    browser: Browser, workbench: Gateway,
+) -> None:
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        await page.goto(f"{workbench.http}/admin/gaps")
+        await page.fill("#email", "kim@shop.example")
+        await page.fill("#password", AGENT_PASSWORD)
+        await page.press("#password", "Enter")
+        first = page.locator("#gap-rows tr").first
+        await expect(first.locator("td").first).to_have_text("3", timeout=60_000)
+        label = await first.locator("td").nth(1).inner_text()
+        assert label in WRAPPING
+        await first.locator("input").fill("gift-wrapping")
+        await first.locator("button").click()
+        await expect(page.locator("#gaps-status")).to_contain_text("Wrote")
+        draft = workbench.settings.kb_articles_path / "drafts" / "gift-wrapping.md"
+        assert all(question in draft.read_text() for question in WRAPPING)
+        # The same id again is refused with the reason; nothing is overwritten.
+        await page.reload()
+        await expect(first.locator("td").first).to_have_text("3", timeout=60_000)
+        await first.locator("input").fill("gift-wrapping")
+        await first.locator("button").click()
+        await expect(page.locator("#gaps-status")).to_contain_text("exists already")
     finally:
         await context.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from bot.kb.articles import ArticleError, parse_article
 from bot.kb.gaps import find_gaps, group_vectors, unanswered_questions
 from bot.kb.index import Match, Retriever
 from bot.kb.log import KBLog
+from bot.review import SCHEMA as REVIEW_SCHEMA
 from bot.settings import Settings
 
 WRAPPING = ["do you offer gift wrapping?", "can you gift wrap my order",
@@ -36,12 +38,29 @@ def seed(var: Path) -> None:
     log.close()
 
 
+def mark_new_faq(var: Path, *texts: str) -> None:
+    """Staff marked these messages "new FAQ needed" in the review inbox."""
+    with sqlite3.connect(var / "gateway.db") as conn:
+        conn.executescript(REVIEW_SCHEMA)
+        for n, text in enumerate(texts):
+            conn.execute("INSERT INTO review_verdicts VALUES (?, ?, 'new_faq', 'kim', ?)",
+                         [f"i{n}", text, time.time()])
+        conn.execute("INSERT INTO review_verdicts VALUES ('x', 'where is it', 'track_order', "
+                     "'kim', ?)", [time.time()])
+
+
 def test_unanswered_and_unhelpful_questions_are_collected(tmp_path: Path) -> None:
     seed(tmp_path)
     questions = unanswered_questions(tmp_path / "kb.db", time.time() - 3600)
     assert sorted(questions) == sorted([*WRAPPING, *MARS, "why is my refund so slow"])
     assert unanswered_questions(tmp_path / "kb.db", time.time() + 60) == []
     assert unanswered_questions(tmp_path / "missing.db", 0) == []
+    # Questions staff marked "new FAQ needed" count too (intent verdicts do not).
+    mark_new_faq(tmp_path, "can i pay in crypto coins")
+    questions = unanswered_questions(tmp_path / "kb.db", time.time() - 3600,
+                                     tmp_path / "gateway.db")
+    assert sorted(questions) == sorted([*WRAPPING, *MARS, "why is my refund so slow",
+                                        "can i pay in crypto coins"])
 
 
 def test_vectors_are_grouped_by_similarity_biggest_first() -> None:
@@ -64,6 +83,7 @@ def test_kb_gaps_and_kb_new_make_a_draft_the_build_refuses_until_written(
     project = tmp_path / "project"
     (project / "data" / "kb").mkdir(parents=True)
     seed(tmp_path / "var")
+    mark_new_faq(tmp_path / "var", "can i pay in crypto coins")
     env = {**os.environ, "SHOPCHAT_PROJECT_DIR": str(project),
            "SHOPCHAT_VAR_DIR": str(tmp_path / "var")}
     shopchat = str(Path(sys.executable).parent / "shopchat")
@@ -72,6 +92,7 @@ def test_kb_gaps_and_kb_new_make_a_draft_the_build_refuses_until_written(
     assert listed.returncode == 0, listed.stderr
     gaps = json.loads(listed.stdout.strip().splitlines()[-1])["gaps"]
     assert gaps[0]["count"] == 3 and set(gaps[0]["questions"]) == set(WRAPPING)
+    assert any("can i pay in crypto coins" in gap["questions"] for gap in gaps)
     made = subprocess.run([shopchat, "kb", "new", "gift-wrapping", "--gap", "1", "--title",
                            "Gift wrapping"], capture_output=True, text=True, env=env,
                           check=False)
@@ -87,3 +108,7 @@ def test_kb_gaps_and_kb_new_make_a_draft_the_build_refuses_until_written(
     again = subprocess.run([shopchat, "kb", "new", "gift-wrapping", "--gap", "9"],
                            capture_output=True, text=True, env=env, check=False)
     assert again.returncode == 1 and "gaps" in again.stderr
+    for bad, why in (("Gift_Wrap", "lowercase slug"), ("gift-wrapping", "exists already")):
+        refused = subprocess.run([shopchat, "kb", "new", bad, "--gap", "1"],
+                                 capture_output=True, text=True, env=env, check=False)
+        assert refused.returncode == 1 and why in refused.stderr

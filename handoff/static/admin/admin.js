@@ -14,8 +14,8 @@
   const selected = new Set();
   const undo = [];  // [{ ids, before: {id: verdict or null} }], newest last
   const charts = [];
-  const view = location.pathname.startsWith("/admin/analytics") ? "analytics"
-    : location.pathname.startsWith("/admin/conversation") ? "conversation" : "inbox";
+  const view = ["analytics", "conversation", "gaps"].find(
+    (name) => location.pathname.startsWith("/admin/" + name)) || "inbox";
 
   function el(tag, text, className) {
     const node = document.createElement(tag);
@@ -72,8 +72,8 @@
   }
 
   function load() {
-    if (view === "conversation") return loadConversation();
-    return view === "inbox" ? loadInbox() : loadAnalytics();
+    return { inbox: loadInbox, analytics: loadAnalytics, gaps: loadGaps,
+      conversation: loadConversation }[view]();
   }
 
   // -- review inbox -----------------------------------------------------------
@@ -212,6 +212,52 @@
       l: () => label($("verdict").value), f: () => label("new_faq"), i: () => label("ignore") };
     if (keys[event.key]) { event.preventDefault(); keys[event.key](); }
   });
+
+  // -- KB gaps ----------------------------------------------------------------
+
+  function slug(text) {
+    return text.toLowerCase().replace(/[^a-z0-9]+/g, " ").trim().split(" ")
+      .filter((word) => word.length > 2).slice(0, 4).join("-") || "new-article";
+  }
+
+  async function loadGaps() {
+    $("gaps-status").textContent = "Grouping questions…";
+    const gaps = (await api("/api/admin/gaps?days=" + $("days").value)).gaps;
+    $("gaps-status").textContent = "";
+    $("gap-rows").replaceChildren(...gaps.map((gap) => {
+      const line = el("tr");
+      const others = el("td");
+      const list = el("ul", undefined, "phrasings");
+      gap.questions.filter((q) => q !== gap.label).slice(0, 5)
+        .forEach((q) => list.append(el("li", q)));
+      others.append(list);
+      const nearest = gap.nearest ? gap.nearest.title + " (" + gap.nearest.score.toFixed(2) + ")" : "none";
+      const form = el("form", undefined, "draft");
+      const input = el("input");
+      input.value = slug(gap.label);
+      input.setAttribute("aria-label", "Article id for: " + gap.label);
+      const button = el("button", "Draft");
+      button.type = "submit";
+      form.append(input, button);
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        try {
+          const made = await api("/api/admin/gaps/draft", { method: "POST",
+            body: JSON.stringify({ label: gap.label, article_id: input.value.trim() }) });
+          $("gaps-status").textContent = "Wrote " + made.path + " with " + made.questions
+            + " shopper questions: write the answer, move it to data/kb/ and rebuild.";
+          button.disabled = true;
+        } catch (error) {
+          $("gaps-status").textContent = error.message;
+        }
+      });
+      const action = el("td");
+      action.append(form);
+      line.append(el("td", String(gap.count)), el("td", gap.label), others, el("td", nearest), action);
+      return line;
+    }));
+    $("no-gaps").hidden = gaps.length > 0;
+  }
 
   // -- one conversation -------------------------------------------------------
 
