@@ -118,8 +118,9 @@ class ValidateProductForm(FormValidationAction):
             stop = interrupted(dispatcher, tracker)
             if stop is not None:
                 return {"product_sku": None, **stop}
-            dispatcher.utter_message(text="I couldn't tell which product you mean. Try its "
-                                          "name as it appears on the product page.")
+            dispatcher.utter_message(text="I couldn't find a product of ours by that name "
+                                          "(we may not sell it). Try its name as it appears "
+                                          "on the product page.")
             return {"product_sku": None}
         return {"product_sku": product.sku}
 
@@ -135,11 +136,13 @@ class ActionAskProductSku(Action):
             candidates = shop().find_products(question, 4) if question else []
         except StoreError:
             candidates = []
+        # Nothing like it in the catalogue: a person can still help (never a dead end).
+        buttons = [{"title": p.name, "payload": intent_payload("product_info", product_sku=p.sku)}
+                   for p in candidates] or [HUMAN_BUTTON]
         dispatcher.utter_message(
             text="Which product do you mean? Tell me its name"
-                 + (", or pick one:" if candidates else "."),
-            buttons=[{"title": p.name, "payload": intent_payload("product_info", product_sku=p.sku)}
-                     for p in candidates])
+                 + (", or pick one:" if candidates else ", or ask a person from our team."),
+            buttons=buttons)
         return []
 
 

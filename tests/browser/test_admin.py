@@ -19,9 +19,9 @@ from bot.settings import PROJECT_DIR, Settings
 from handoff.persistence import ConversationStore
 from shopchat.stack import free_port
 from tests.bot.test_review import seed
+from tests.conftest import AGENT_PASSWORD, Gateway, add_agent
 from tests.kb.test_gaps import WRAPPING
 from tests.kb.test_gaps import seed as seed_gaps
-from tests.conftest import AGENT_PASSWORD, Gateway, add_agent
 
 
 @pytest.fixture

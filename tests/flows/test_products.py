@@ -48,6 +48,16 @@ async def test_elsewhere_the_bot_asks_which_product(chat: Any, shop: ShopStore) 
     assert solo.specs["weight"] in said(frames) and solo.name in said(frames)
 
 
+async def test_a_product_we_do_not_sell_is_said_so_and_a_person_offered(chat: Any) -> None:
+    async with chat() as client:
+        await client.hello(page={"type": "home"})
+        frames = await client.turn("is the Riverline canoe paddle in stock in size M?")
+        assert "couldn't find a product of ours" in said(frames)
+        person = press(frames, lambda b: b["payload"] == "/human_handoff")
+        frames = await client.turn(person["title"], payload=person["payload"])
+    assert "pass you to a person" in said(frames)
+
+
 async def test_this_jacket_on_the_jackets_page_is_that_jacket(chat: Any, shop: ShopStore) -> None:
     async with chat() as client:
         await client.hello(page={"type": "product", "sku": "JKT-STORM-M"})

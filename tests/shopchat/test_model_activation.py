@@ -98,10 +98,20 @@ def test_a_reviewed_message_is_learned_by_the_next_training(
     from shopchat.nlu_eval import parse_texts
     from tests.bot.test_review import user_event
 
-    message = "can i send my order to a packstation"
+    # Delivery questions for the FAQ that the training data never phrases like this.
+    # Trainings differ a little between machines, so the test takes the first one the
+    # live model gets wrong badly enough for the inbox (a miss, or under 0.7 confidence)
+    # rather than betting on one sentence.
+    candidates = ["can i send my order to a packstation",
+                  "could a neighbour take the parcel in if im out",
+                  "can the driver leave it in the shed",
+                  "the courier left a card how do i rebook"]
     settings = Settings()
-    (before,) = parse_texts(settings, trained_model, [message])
-    assert before.intent != "faq"  # the live model does not get it
+    readings = parse_texts(settings, trained_model, candidates)
+    missed = [(text, r) for text, r in zip(candidates, readings, strict=True)
+              if r.intent != "faq" and (r.intent == "out_of_scope" or r.confidence < 0.7)]
+    assert missed, f"the live model reads every candidate as faq: {readings}"
+    message, before = missed[0]
 
     var = tmp_path / "var"
     var.mkdir()
