@@ -19,6 +19,7 @@ from bot.settings import PROJECT_DIR, Settings
 from handoff.persistence import ConversationStore
 from shopchat.stack import free_port
 from tests.bot.test_review import seed
+from tests.browser.test_console import sign_in
 from tests.conftest import AGENT_PASSWORD, Gateway, add_agent
 from tests.kb.test_gaps import WRAPPING
 from tests.kb.test_gaps import seed as seed_gaps
@@ -73,10 +74,7 @@ async def test_staff_label_with_the_keyboard_and_see_the_analytics(
                                         reduced_motion="reduce")
     try:
         page = await context.new_page()
-        await page.goto(f"{workbench.http}/admin/")
-        await page.fill("#email", "kim@shop.example")
-        await page.fill("#password", AGENT_PASSWORD)
-        await page.press("#password", "Enter")
+        await sign_in(page, workbench, "kim@shop.example", "/admin/")
         rows = page.locator("#rows tr")
         await expect(rows).to_have_count(6)  # 5 from the review seed, 1 unhelpful KB answer
         target = rows.filter(has_text="wheres my stuff at")
@@ -151,10 +149,7 @@ async def test_staff_draft_an_article_for_the_biggest_kb_gap(
     context = await browser.new_context()
     try:
         page = await context.new_page()
-        await page.goto(f"{workbench.http}/admin/gaps")
-        await page.fill("#email", "kim@shop.example")
-        await page.fill("#password", AGENT_PASSWORD)
-        await page.press("#password", "Enter")
+        await sign_in(page, workbench, "kim@shop.example", "/admin/gaps")
         first = page.locator("#gap-rows tr").first
         await expect(first.locator("td").first).to_have_text("3", timeout=60_000)
         label = await first.locator("td").nth(1).inner_text()

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.stack
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 
 
-async def sign_in(page: Page, gateway: Gateway, email: str) -> None:
-    await page.goto(f"{gateway.http}/console/")
+async def sign_in(page: Page, gateway: Gateway, email: str, path: str = "/console/") -> None:
+    """Open ``path`` (the console, or a workbench page) and sign in there."""
+    await page.goto(f"{gateway.http}{path}")
     await page.fill("#email", email)
     await page.fill("#password", AGENT_PASSWORD)
     await page.press("#password", "Enter")
