@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,13 +91,23 @@ def plan(settings: Settings, token: str, model: Path) -> list[ProcessSpec]:
 
 
 def settings_env(settings: Settings, token: str) -> dict[str, str]:
-    """The environment that gives a child process (gateway, actions) these settings."""
+    """The whole environment of a child process (gateway, actions): the supervisor's own,
+    with the stack's settings on top.
+
+    honcho hands a child exactly this mapping, so it must start from ``os.environ``:
+    otherwise every setting a person gives only in the environment
+    (``SHOPCHAT_ALLOWED_ORIGINS``, the queue, webhook and retention settings,
+    ``SHOPCHAT_CONFIG``) would silently not reach the processes it configures. The
+    stack's own values (ports, token, var/, a per-run identity secret) win, since the
+    children must agree with the supervisor on them.
+    """
     extra = {}
     if settings.identity_secret is not None:
         extra["SHOPCHAT_IDENTITY_SECRET"] = settings.identity_secret.get_secret_value()
     if settings.demo_identity:
         extra["SHOPCHAT_DEMO_IDENTITY"] = "true"
     return {
+        **os.environ,
         **extra,
         "SHOPCHAT_RASA_TOKEN": token,
         "SHOPCHAT_RASA_PORT": str(settings.rasa_port),
@@ -289,19 +299,22 @@ class StackHandle:
 
 
 def spawn(var_dir: Path, model: Path, token: str,
-          identity_secret: str | None = None) -> StackHandle:
+          identity_secret: str | None = None,
+          env: Mapping[str, str] | None = None) -> StackHandle:
     """Start `shopchat up` on free ports with its own var/ dir, collecting its output.
 
     With ``identity_secret`` the stack verifies identities signed with it (tests sign
-    their own); without, `shopchat up` makes a per-run demo secret.
+    their own); without, `shopchat up` makes a per-run demo secret. ``env`` adds
+    variables to the environment `shopchat up` is started in, as a person's shell would.
     """
     settings = Settings(
         port=free_port(), rasa_port=free_port(), action_port=free_port(), var_dir=var_dir,
         model=model, rasa_token=token,
         identity_secret=SecretStr(identity_secret) if identity_secret else None,
     )
-    env = {
+    environment = {
         **os.environ,
+        **(env or {}),
         "SHOPCHAT_PORT": str(settings.port),
         "SHOPCHAT_RASA_PORT": str(settings.rasa_port),
         "SHOPCHAT_ACTION_PORT": str(settings.action_port),
@@ -311,10 +324,10 @@ def spawn(var_dir: Path, model: Path, token: str,
         "PYTHONUNBUFFERED": "1",
     }
     if identity_secret:
-        env["SHOPCHAT_IDENTITY_SECRET"] = identity_secret
+        environment["SHOPCHAT_IDENTITY_SECRET"] = identity_secret
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "shopchat"), "up"],
-        cwd=settings.project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=settings.project_dir, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True,
     )
     handle = StackHandle(process, settings)

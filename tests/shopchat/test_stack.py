@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from shopchat.stack import StackHandle, spawn
+from bot.settings import Settings
+from shopchat.stack import StackHandle, plan, spawn
 from tests.conftest import is_bot_message
 
 pytestmark = pytest.mark.stack
@@ -55,3 +56,35 @@ def test_ctrl_c_stops_every_process(trained_model: Path, tmp_path: Path) -> None
     for name in ("rasa", "actions", "gateway"):
         assert any(f"{name} stopped" in line for line in handle.lines), name
     assert all(port_is_free(p) for p in (settings.port, settings.rasa_port, settings.action_port))
+
+
+def test_children_inherit_the_environment_and_the_stack_settings_win(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fast check of the mapping honcho is given (it becomes the child's whole
+    # environment); the test below proves it on the running gateway.
+    monkeypatch.setenv("SHOPCHAT_QUEUE_AUTO_ASSIGN", "false")
+    monkeypatch.setenv("SHOPCHAT_PORT", "1")
+    settings = Settings(port=8123, var_dir=tmp_path / "var")
+    specs = {spec.name: spec for spec in plan(settings, "t", tmp_path / "model.tar.gz")}
+    for name in ("rasa", "actions", "gateway"):
+        assert specs[name].env["SHOPCHAT_QUEUE_AUTO_ASSIGN"] == "false", name
+        assert specs[name].env["PATH"], name
+    assert specs["gateway"].env["SHOPCHAT_PORT"] == "8123"
+
+
+async def test_a_setting_given_only_in_the_environment_reaches_the_gateway(
+    trained_model: Path, tmp_path: Path
+) -> None:
+    shop = "http://127.0.0.1:9999"
+    handle = spawn(tmp_path / "var", trained_model, "env-token",
+                   env={"SHOPCHAT_ALLOWED_ORIGINS": json.dumps([shop])})
+    try:
+        # The gateway answers before Rasa has loaded its model; the origin check is its own.
+        handle.wait_for_line("gateway: listening", timeout=120)
+        url = f"ws://127.0.0.1:{handle.settings.port}/ws/chat"
+        async with connect(url, additional_headers={"Origin": shop}) as ws:
+            await ws.send(json.dumps({"type": "hello"}))
+            assert json.loads(await ws.recv())["type"] == "welcome"
+    finally:
+        handle.stop()
