@@ -13,7 +13,7 @@ SHOPCHAT := $(VENV)/bin/shopchat
 export HF_HUB_OFFLINE := 1
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: setup train run test lint bench clean
+.PHONY: setup train run test check lint bench clean
 
 # The app venv (Python 3.11): the project, editable, with test tools.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -46,6 +46,11 @@ test: train
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# The fast tier (under a minute): lint, types, and every test that needs neither
+# a trained model, the running stack nor a browser. Run it on every change.
+check: lint
+	$(VENV)/bin/python -m pytest -q -m "not stack and not slow" -p no:cacheprovider
 
 bench: train
 	$(VENV)/bin/python bench/bot_turn.py

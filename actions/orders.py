@@ -24,7 +24,7 @@ from actions.interruptions import interrupted
 from actions.shop import HUMAN_BUTTON, intent_payload, latest_intent, payload_value, settings, shop
 from bot.store.errors import NotAllowed, StoreError
 from bot.store.models import Address, Order, ReturnLine
-from bot.store.parsing import find_email, find_order_id, match_line, parse_address
+from bot.store.parsing import email_in_message, find_order_id, match_line, parse_address
 from bot.store.policy import (
     ReturnWindow,
     check_change,
@@ -127,8 +127,10 @@ class ActionBeginOrderTask(Action):
         events += [SlotSet(slot, None) for slot in TASK_STATE]
         if next(tracker.get_latest_entity_values("order_id"), None) is None:
             events.append(SlotSet("order_id", None))
-        if next(tracker.get_latest_entity_values("email"), None) is None:
-            events.append(SlotSet("email", None))
+        email = email_in_message(next(tracker.get_latest_entity_values("email"), None),
+                                 tracker.latest_message.get("text") or "")
+        # Set even when the NLU saw no email entity: the form validates it on activation.
+        events.append(SlotSet("email", email))
         return events
 
 
@@ -180,7 +182,8 @@ class ValidateOrderForm(FormValidationAction):
 
     def validate_email(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                        domain: dict[str, Any]) -> dict[str, Any]:
-        email = find_email(str(value)) if value else None
+        email = email_in_message(str(value) if value else None,
+                                 tracker.latest_message.get("text") or "")
         order_id = tracker.get_slot("order_id")
         if email is None:
             return {"email": None, **_not_an_answer(

@@ -12,6 +12,12 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import sys
+
+# config.yml names the project's own components (bot.nlu.*) by module path:
+# import them from the project (the working directory), as `rasa` itself does.
+sys.path.insert(1, os.getcwd())
 
 
 def _summary(result):
@@ -21,7 +27,7 @@ def _summary(result):
         "confidence": float(intent.get("confidence") or 0.0),
         "ranking": [
             {"name": r.get("name"), "confidence": float(r.get("confidence") or 0.0)}
-            for r in (result.get("intent_ranking") or [])[:3]
+            for r in (result.get("intent_ranking") or [])[:5]
         ],
         "entities": [
             {"entity": e.get("entity"), "value": e.get("value")}

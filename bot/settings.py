@@ -18,6 +18,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot.identity import MIN_SECRET_BYTES
+
 __all__ = ["PROJECT_DIR", "Settings", "load_settings"]
 
 #: The checkout: config.yml, bot/, data/ and the default var/ and models/ live here.
@@ -106,8 +108,9 @@ class Settings(BaseSettings):
     )
     identity_secret: SecretStr | None = Field(
         None,
-        description="Shared secret the shop's backend signs customer identities with "
-        "(HMAC-SHA256). No default: without it identities are ignored; `shopchat up` "
+        description="Shared secret (at least 32 bytes) the shop's backend signs customer "
+        "identities with: HS256 JSON Web Tokens, see the README. No default: without it "
+        "identities are ignored; `shopchat up` "
         "makes a random one per run for the demo shop.",
     )
     demo_identity: bool = Field(
@@ -163,6 +166,17 @@ class Settings(BaseSettings):
     def _empty_secret_is_none(cls, value: object) -> object:
         # SHOPCHAT_IDENTITY_SECRET= (set but empty) must not become a secret anyone can guess.
         return None if value == "" else value
+
+    @field_validator("identity_secret")
+    @classmethod
+    def _long_enough_for_hs256(cls, value: SecretStr | None) -> SecretStr | None:
+        # Refused at start, not token by token: PyJWT would only warn, and every
+        # shopper's identity would then be ignored without anyone noticing why.
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"identity_secret (SHOPCHAT_IDENTITY_SECRET) must be at least "
+                             f"{MIN_SECRET_BYTES} bytes for HS256; make one with: python -c "
+                             "'import secrets; print(secrets.token_urlsafe(32))'")
+        return value
 
     @field_validator("webhook_urls")
     @classmethod

@@ -156,7 +156,7 @@ class ChatSession:
             customer_id = verify_identity(
                 token, secret.get_secret_value() if secret else "",
                 self.settings.identity_max_ttl,
-            )
+            ).customer_id
         except IdentityError as error:
             log.warning("conversation=%s identity ignored: %s", conversation_id, error)
             return

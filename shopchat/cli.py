@@ -78,6 +78,12 @@ def _print_nlu_report(report: dict[str, Any]) -> None:
     console.print(table)
     for item in report["top_confusions"]:
         console.print(f"  {item['gold']} → {item['predicted']}: {item['count']}")
+    console.print(f"classifier alone (no fallback): accuracy {report['classifier_accuracy']:.3f}, "
+                  f"ECE {report['ece']:.3f}, wrong at confidence >= 0.9: "
+                  f"{report['confident_wrong']:.1%}")
+    for row in report.get("thresholds", []):
+        console.print(f"  threshold {row['threshold']:.2f}, ambiguity "
+                      f"{row['ambiguity_threshold']:.2f}: accuracy {row['accuracy']:.3f}")
 
 
 @eval_group.command(name="nlu")
@@ -85,14 +91,18 @@ def _print_nlu_report(report: dict[str, Any]) -> None:
               help="CSV with header text,intent (canonical intent labels).")
 @click.option("--model", "model", type=click.Path(path_type=Path), default=None,
               help="Model archive (default: the current one).")
+@click.option("--calibrate", is_flag=True,
+              help="Also sweep the fallback thresholds and show the best five "
+                   "(use a calibration set, not an evaluation set).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
-def eval_nlu(data: Path, model: Path | None, as_json: bool) -> None:
-    """Intent accuracy, macro-F1 and per-intent figures of the trained model on a CSV."""
+def eval_nlu(data: Path, model: Path | None, calibrate: bool, as_json: bool) -> None:
+    """Intent accuracy, macro-F1, per-intent and calibration figures (ECE, confident
+    mistakes) of the trained model on a CSV."""
     from shopchat.nlu_eval import evaluate
     from shopchat.training import current_model
 
     settings = _settings()
-    report = evaluate(settings, model or current_model(settings), data)
+    report = evaluate(settings, model or current_model(settings), data, calibrate=calibrate)
     _print_nlu_report(report)
     if as_json:
         click.echo(json.dumps(report))
@@ -580,8 +590,11 @@ def identity() -> None:
 @click.argument("customer_id")
 @click.option("--ttl", type=click.FloatRange(1, 86400), default=3600, show_default=True,
               help="Seconds the token stays valid.")
-def identity_sign(customer_id: str, ttl: float) -> None:
-    """Print a token for CUSTOMER_ID signed with SHOPCHAT_IDENTITY_SECRET (for testing)."""
+@click.option("--email", help="Add the customer's email as the `email` claim.")
+@click.option("--name", help="Add the customer's name as the `name` claim.")
+def identity_sign(customer_id: str, ttl: float, email: str | None, name: str | None) -> None:
+    """Print an HS256 JWT for CUSTOMER_ID signed with SHOPCHAT_IDENTITY_SECRET (for testing;
+    a shop signs with its own JWT library, see the README)."""
     from bot.identity import IdentityError, sign_identity
 
     settings = _settings()
@@ -589,7 +602,8 @@ def identity_sign(customer_id: str, ttl: float) -> None:
         raise click.ClickException("No identity secret: set SHOPCHAT_IDENTITY_SECRET (the one "
                                    "the gateway verifies with).")
     try:
-        click.echo(sign_identity(customer_id, settings.identity_secret.get_secret_value(), ttl))
+        click.echo(sign_identity(customer_id, settings.identity_secret.get_secret_value(), ttl,
+                                 email=email, name=name))
     except IdentityError as error:
         raise click.ClickException(str(error)) from error
 

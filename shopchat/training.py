@@ -33,13 +33,16 @@ class TrainResult:
 def _training_inputs(settings: Settings) -> list[Path]:
     root = settings.project_dir
     files = [root / "config.yml", root / "bot" / "domain.yml"]
+    # The project's own pipeline components: a change to their code is a new model.
+    files += sorted((root / "bot" / "nlu").glob("*.py"))
     for folder in RASA_DATA_DIRS:
         files += sorted(p for p in (root / folder).rglob("*") if p.suffix in {".yml", ".yaml"})
     return files
 
 
 def training_fingerprint(settings: Settings) -> str:
-    """Hash of everything Rasa trains from: config, domain and training data."""
+    """Hash of everything Rasa trains from: config, domain, training data and the
+    code of the project's NLU components (``bot/nlu/``)."""
     digest = hashlib.sha256()
     for path in _training_inputs(settings):
         digest.update(str(path.relative_to(settings.project_dir)).encode())

@@ -24,6 +24,17 @@ from shopchat.training import train
 #: What the test stack verifies signed customer identities with (tests sign their own).
 IDENTITY_SECRET = "test-identity-secret-not-for-production"
 
+#: Fixtures that make a test slow: a Rasa model, a browser.
+SLOW_FIXTURES = {"trained_model", "browser"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs a trained model or a browser `slow`, so that
+    `make check` (-m "not stack and not slow") stays under a minute."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def trained_model() -> Path:

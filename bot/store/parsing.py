@@ -7,16 +7,30 @@ shopper can answer "it's #100482" or "the blue jacket" naturally.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import ValidationError
 
 from bot.store.models import Address, OrderLine, normalise_order_id
 
-__all__ = ["find_email", "find_order_id", "match_line", "parse_address", "words"]
+__all__ = [
+    "email_in_message",
+    "find_email",
+    "find_order_id",
+    "match_line",
+    "normalise_email",
+    "parse_address",
+    "words",
+]
 
 _ORDER_IN_TEXT = re.compile(r"(?<![\w-])#?\s?((?:SC-?)?\d{5,12})(?![\w-])", re.IGNORECASE)
-_EMAIL_IN_TEXT = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# Candidates only: anything around an "@" up to a space or a bracket/quote. Which of them
+# is an address (Unicode local parts, IDN domains) is email-validator's call, not a regex's.
+_EMAIL_CANDIDATE = re.compile(r"[^\s<>()\[\]{},;:\"@]+@[^\s<>()\[\]{},;:\"'@]+")
+#: What a sentence may put right after an address ("…@example.org." "…@example.org!").
+_TRAILING = ".!?…"
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset({"a", "an", "the", "my", "i", "me", "it", "is", "in", "of", "for", "to",
                    "and", "or", "with", "this", "that", "one"})
@@ -54,9 +68,59 @@ def find_order_id(text: str, explicit: bool = False) -> str | None:
     return None
 
 
+def _parse_email(candidate: str) -> str | None:
+    try:
+        # No DNS: a shopper's address is checked against the order, not the internet.
+        return validate_email(candidate, check_deliverability=False).normalized
+    except EmailNotValidError:
+        return None
+
+
 def find_email(text: str) -> str | None:
-    match = _EMAIL_IN_TEXT.search(text)
-    return match.group(0) if match else None
+    """The first email address in ``text`` (``mateo.garcía@example.org`` included).
+
+    Returned as email-validator normalises it (Unicode NFC, the domain lower-case and
+    in Unicode form); compare addresses with :func:`normalise_email`.
+    """
+    for match in _EMAIL_CANDIDATE.finditer(unicodedata.normalize("NFC", text)):
+        found = _parse_email(match.group(0).lstrip("'").rstrip(_TRAILING))
+        if found is not None:
+            return found
+    return None
+
+
+def email_in_message(entity: str | None, text: str) -> str | None:
+    """The address the shopper wrote: the NLU's ``entity``, or the whole message's own.
+
+    The message wins when the entity is missing, not an address, or a piece of the
+    address in the message: an ASCII-only extractor reads ``mateo.garcía@example.org``
+    as ``a@example.org``, and that shopper could never prove an order.
+    """
+    in_text = find_email(text)
+    given = find_email(entity) if entity else None
+    if given is None:
+        return in_text
+    if in_text is not None and normalise_email(given) in normalise_email(in_text):
+        return in_text
+    return given
+
+
+def normalise_email(address: str) -> str:
+    """The form two addresses are compared in: NFC, case-folded, the domain as IDNA ASCII.
+
+    ``Mateo.Garci\u0301a@EXAMPLE.org`` (a decomposed í, capitals) and
+    ``mateo.garcía@example.org`` are the same shopper, and so are ``x@bücher.de`` and
+    ``x@xn--bcher-kva.de``. Local parts are compared without case, as every mail
+    provider a shop meets treats them. Text that is not an address is still
+    normalised (NFC, case-folded), so it can only ever equal itself.
+    """
+    text = unicodedata.normalize("NFC", address.strip())
+    try:
+        parsed = validate_email(text, check_deliverability=False)
+    except EmailNotValidError:
+        return text.casefold()
+    local = unicodedata.normalize("NFC", parsed.local_part.casefold())
+    return f"{local}@{parsed.ascii_domain.lower()}"
 
 
 def words(text: str) -> set[str]:

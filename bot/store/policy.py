@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from bot.store.errors import NotAllowed
 from bot.store.models import NOT_SHIPPED, Order, OrderLine, Return, ReturnLine
+from bot.store.parsing import normalise_email
 
 __all__ = [
     "ReturnWindow",
@@ -27,16 +28,17 @@ def verify_owner(order: Order | None, *, email: str | None = None,
     """True only when the shopper proved the order is theirs.
 
     Either the storefront vouched for the customer (a verified ``customer_id``
-    that owns the order) or the shopper gave the order's email. Compared in
-    constant time; an unknown order and a wrong email look the same to callers.
+    that owns the order) or the shopper gave the order's email (normalised: case,
+    Unicode form, IDN domain; see :func:`normalise_email`). Compared in constant
+    time; an unknown order and a wrong email look the same to callers.
     """
     if order is None:
         return False
     if customer_id is not None and hmac.compare_digest(order.customer_id, customer_id):
         return True
     if email is not None:
-        given = email.strip().casefold().encode()
-        return hmac.compare_digest(order.email.strip().casefold().encode(), given)
+        given = normalise_email(email).encode()
+        return hmac.compare_digest(normalise_email(order.email).encode(), given)
     return False
 
 

@@ -58,6 +58,26 @@ async def test_tracking_asks_for_the_email_and_reveals_nothing_to_a_wrong_one(
     assert all(line.name in text for line in order.lines)
 
 
+@pytest.mark.parametrize("written", [
+    "mateo.garcía@example.org",
+    "it's Mateo.Garci\u0301a@Example.org",  # capitals, the í decomposed as a phone may send it
+])
+async def test_the_demo_customer_with_an_accented_email_tracks_their_order(
+    chat: Any, shop: ShopStore, written: str,
+) -> None:
+    mateo = shop.get_customer("cus_0004")
+    assert mateo is not None and mateo.email == "mateo.garcía@example.org"
+    order = pick_order(shop, mateo.id, lambda o: o.status != "cancelled")
+    async with chat() as client:
+        await client.hello()
+        frames = await client.turn(f"where is my order {order.id}?")
+        assert "email" in said(frames)
+        frames = await client.turn(written)
+    text = said(frames)
+    assert NOT_FOUND not in text and order.id in text
+    assert all(line.name in text for line in order.lines)
+
+
 async def test_an_unknown_order_gets_the_same_answer_as_a_wrong_email(
     chat: Any, shop: ShopStore,
 ) -> None:

@@ -332,7 +332,7 @@ async def test_only_a_genuinely_signed_identity_is_recorded(chat: Any, gateway: 
         finally:
             store.close()
 
-    forged = sign_identity("cus_0001", "not-the-secret")
+    forged = sign_identity("cus_0001", "not-the-secret-the-gateway-verifies-with")
     async with chat() as client:
         await client.hello(identity=forged)
         await client.send({"type": "identity", "token": "garbage"})

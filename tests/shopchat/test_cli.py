@@ -117,10 +117,16 @@ def test_identity_sign_needs_the_secret_and_makes_a_verifiable_token(tmp_path: P
     missing = _shopchat("identity", "sign", "cus_0001", var=tmp_path,
                         SHOPCHAT_IDENTITY_SECRET="")
     assert missing.returncode == 1 and "SHOPCHAT_IDENTITY_SECRET" in missing.stderr
-    signed = _shopchat("identity", "sign", "cus_0001", "--ttl", "60", var=tmp_path,
-                       SHOPCHAT_IDENTITY_SECRET="cli-secret")
+    secret = "cli-secret-at-least-32-bytes-long"
+    signed = _shopchat("identity", "sign", "cus_0001", "--ttl", "60", "--email",
+                       "anna.berg@example.com", var=tmp_path, SHOPCHAT_IDENTITY_SECRET=secret)
     assert signed.returncode == 0, signed.stderr
-    assert verify_identity(signed.stdout.strip(), "cli-secret", 3600) == "cus_0001"
+    token = verify_identity(signed.stdout.strip(), secret, 3600)
+    assert (token.customer_id, token.email) == ("cus_0001", "anna.berg@example.com")
     bad = _shopchat("identity", "sign", "not valid!", var=tmp_path,
-                    SHOPCHAT_IDENTITY_SECRET="cli-secret")
+                    SHOPCHAT_IDENTITY_SECRET=secret)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    short = _shopchat("identity", "sign", "cus_0001", var=tmp_path,
+                      SHOPCHAT_IDENTITY_SECRET="cli-secret")
+    assert short.returncode == 1 and "at least 32 bytes" in short.stderr
+    assert "Traceback" not in short.stderr

@@ -20,6 +20,8 @@ def project(tmp_path: Path) -> Settings:
     (tmp_path / "bot").mkdir()
     shutil.copy(PROJECT_DIR / "bot" / "domain.yml", tmp_path / "bot" / "domain.yml")
     shutil.copytree(PROJECT_DIR / "data", tmp_path / "data")
+    shutil.copytree(PROJECT_DIR / "bot" / "nlu", tmp_path / "bot" / "nlu",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     return Settings(project_dir=tmp_path)
 
 
@@ -29,6 +31,13 @@ def test_fingerprint_changes_with_training_data_only(project: Settings) -> None:
     assert training_fingerprint(project) == before
     nlu = project.project_dir / "data" / "nlu" / "chitchat.yml"
     nlu.write_text(nlu.read_text() + "\n")
+    assert training_fingerprint(project) != before
+
+
+def test_fingerprint_changes_with_the_pipeline_components_code(project: Settings) -> None:
+    before = training_fingerprint(project)
+    classifier = project.project_dir / "bot" / "nlu" / "classifier.py"
+    classifier.write_text(classifier.read_text() + "\n# a change\n")
     assert training_fingerprint(project) != before
 
 

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import pytest
+from ruamel.yaml import YAML
 
+from bot.settings import PROJECT_DIR
 from bot.store.models import OrderLine
-from bot.store.parsing import find_email, find_order_id, match_line, parse_address
+from bot.store.parsing import (
+    email_in_message,
+    find_email,
+    find_order_id,
+    match_line,
+    normalise_email,
+    parse_address,
+)
+
+DEMO_EMAILS = [str(c["email"]) for c in
+               YAML(typ="safe").load(PROJECT_DIR / "data" / "shop" / "customers.yml")["customers"]]
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -24,6 +36,38 @@ def test_order_numbers_are_found_in_what_shoppers_write(text: str, expected: str
 def test_emails_are_found_in_a_sentence() -> None:
     assert find_email("sure, it's Anna.Berg+shop@example.com!") == "Anna.Berg+shop@example.com"
     assert find_email("anna at example dot com") is None
+
+
+@pytest.mark.parametrize("email", DEMO_EMAILS)
+def test_every_demo_customers_email_is_found_whole(email: str) -> None:
+    assert find_email(f"sure, it's {email}.") == email
+    assert find_email(f"<{email.upper()}>") is not None
+
+
+def test_unicode_local_parts_and_idn_domains_are_addresses() -> None:
+    assert find_email("mail me: mateo.garcía@example.org!") == "mateo.garcía@example.org"
+    assert find_email("x@bücher.de, thanks") == "x@bücher.de"
+    assert find_email("o'brien@example.com") == "o'brien@example.com"
+    assert find_email("a@b or me@localhost") is None
+
+
+def test_addresses_compare_across_case_unicode_forms_and_idn_spellings() -> None:
+    decomposed = "Mateo.Garci\u0301a@EXAMPLE.org"  # í as i + combining accent, capitals
+    assert normalise_email(decomposed) == normalise_email("mateo.garcía@example.org")
+    assert normalise_email("x@xn--bcher-kva.de") == normalise_email("X@Bücher.de")
+    assert normalise_email("mateo.garcia@example.org") != normalise_email(
+        "mateo.garcía@example.org")
+
+
+def test_a_truncated_or_missing_email_entity_is_read_from_the_whole_message() -> None:
+    text = "track SC-100482 for mateo.garcía@example.org please"
+    # What an ASCII-only extractor makes of it, and no entity at all.
+    assert email_in_message("a@example.org", text) == "mateo.garcía@example.org"
+    assert email_in_message("mateo.garc", text) == "mateo.garcía@example.org"
+    assert email_in_message(None, text) == "mateo.garcía@example.org"
+    assert email_in_message("anna.berg@example.com", "anna.berg@example.com") == \
+        "anna.berg@example.com"
+    assert email_in_message(None, "no address here") is None
 
 
 @pytest.mark.parametrize("text, postcode, city, country", [

@@ -38,6 +38,13 @@ def test_the_owner_is_proven_by_email_in_any_case_or_by_customer_id() -> None:
     assert not verify_owner(order())
 
 
+def test_a_non_ascii_email_proves_the_order_in_any_unicode_form() -> None:
+    mateo = order().model_copy(update={"email": "mateo.garcía@example.org"})
+    assert verify_owner(mateo, email="Mateo.Garci\u0301a@EXAMPLE.org")
+    assert not verify_owner(mateo, email="a@example.org")
+    assert not verify_owner(mateo, email="mateo.garcia@example.org")
+
+
 def test_changes_only_before_shipping() -> None:
     check_change(order("processing", None), "cancel it")
     for status, code in (("shipped", "shipped"), ("delivered", "shipped"),
