@@ -167,6 +167,16 @@ class AgentStore:
             return None
         return Login(token, float(rows[0]["session_expires_at"]), _agent(rows[0]))
 
+    def anyone_signed_in(self, now: float) -> bool:
+        """Whether any account that takes chats holds an unexpired session (its console
+        may come back after a gateway restart without signing in again)."""
+        row = self.db.execute(
+            "SELECT 1 FROM agent_sessions s JOIN agents a ON a.id = s.agent_id "
+            "WHERE s.expires_at > ? AND a.disabled = 0 AND a.role != 'staff' LIMIT 1",
+            [now],
+        ).fetchone()
+        return row is not None
+
     def logout(self, token: str) -> None:
         self.db.execute("DELETE FROM agent_sessions WHERE token_hash = ?", [hash_token(token)])
 

@@ -192,7 +192,7 @@ class ChatSession:
         self.subscriber.push_control(ack_frame(message.client_id, event.seq, duplicate=not new))
         if new:
             self.hub.publish(conversation_id, [event])
-            self.hub.answer_pending(conversation_id)
+            self.hub.shopper_message(conversation_id, event)
 
     async def close(self) -> None:
         if self.conversation_id is not None:

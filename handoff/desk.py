@@ -68,8 +68,8 @@ QUEUE_LIST_LIMIT = 200
 #: State updates to consoles are gathered for this long and sent once.
 STATE_DEBOUNCE = 0.05
 #: After a gateway restart, agents get this long (plus the presence grace) to
-#: reconnect before their chats go back to the queue and before "nobody is
-#: online" escalations start.
+#: reconnect before their chats go back to the queue, before "nobody is online"
+#: escalations start, and before a handoff counts as unstaffed.
 RECONNECT_WINDOW = 30.0
 
 
@@ -136,12 +136,29 @@ class Desk:
         self._positions: dict[str, tuple[int, int | None]] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._started_at = time.time()
+        #: Until then a handoff with nobody online waits for consoles to reconnect (see start).
+        self._reconnect_until = self._started_at
+        #: Handoffs (ids) waiting for that, and the timer that opens them when it is over.
+        self._held: set[int] = set()
+        self._release: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         hub.on_handoff = self.on_handoff
 
     # -- lifecycle --------------------------------------------------------
 
     async def start(self) -> None:
-        """Finish handoffs a previous run opened but did not queue, and start the timers."""
+        """Finish handoffs a previous run opened but did not queue, and start the timers.
+
+        Presence is not stored, so right after a start nobody is online even when
+        agents were a moment ago. If any agent still holds a session, their console
+        will be back within seconds: until the reconnect window is over, a handoff
+        (one a crash cut off before it was queued, or a new one) waits for them
+        rather than telling the shopper that nobody is there.
+        """
+        if self.accounts.anyone_signed_in(self._started_at):
+            self._reconnect_until = (
+                self._started_at + RECONNECT_WINDOW + self.settings.presence_grace
+            )
         for handoff in self.desk.new():
             await self._open_handoff(handoff)
         # Agents who had chats before a restart get time to reconnect; then their chats
@@ -154,6 +171,12 @@ class Desk:
         self._ticker = asyncio.create_task(self._tick_loop())
 
     async def close(self) -> None:
+        if self._release is not None:
+            self._release.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -177,6 +200,9 @@ class Desk:
     async def _open_handoff(self, handoff: Handoff) -> None:
         conversation = self.store.get(handoff.conversation_id)
         if conversation is None:
+            return
+        if not self._online_agents() and time.time() < self._reconnect_until:
+            self._hold(handoff)
             return
         tracker: dict[str, Any] | None
         try:
@@ -206,6 +232,8 @@ class Desk:
                 handoff, context, priority, self._offline_offer(handoff.id, "no_agents")
             )
             queued = False
+        if change is None:
+            return  # opened meanwhile by another task (a reconnect and a timer, say)
         self._announce(handoff.conversation_id, change)
         self._emit("conversation.queued", handoff.conversation_id, handoff_id=handoff.id,
                    trigger=handoff.trigger, reason=handoff.reason, priority=priority,
@@ -219,6 +247,34 @@ class Desk:
             self.dispatch()
         else:
             self._changed()
+
+    def _hold(self, handoff: Handoff) -> None:
+        """Keep a handoff ``new`` until an agent is online or the reconnect window is over."""
+        self._held.add(handoff.id)
+        if self._release is None:
+            delay = max(0.0, self._reconnect_until - time.time())
+            self._release = asyncio.get_running_loop().call_later(delay, self._window_over)
+        log.info("conversation=%s handoff=%s waits up to %.0f s for agents to reconnect",
+                 handoff.conversation_id, handoff.id, self._reconnect_until - time.time())
+
+    def _window_over(self) -> None:
+        self._release = None
+        self._open_held()
+
+    def _open_held(self) -> None:
+        """Open the held handoffs now (queued if someone is online, else unstaffed)."""
+        if not self._held:
+            return
+        held, self._held = self._held, set()
+
+        async def open_them() -> None:
+            for handoff in self.desk.new():
+                if handoff.id in held:
+                    await self._open_handoff(handoff)
+
+        task = asyncio.create_task(open_them())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _offline_offer(self, handoff_id: int, reason: str) -> list[dict[str, Any]]:
         if reason == "no_agents":
@@ -251,6 +307,8 @@ class Desk:
 
     def dispatch(self) -> None:
         """Give queued chats, best first, to free online agents while there are any."""
+        if self._held and self._online_agents():
+            self._open_held()  # queued (and dispatched) once their context is built
         if not self.settings.queue_auto_assign:
             self._changed()
             return

@@ -13,7 +13,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from handoff.persistence import AGENT, BOT, QUEUED, Change, ConversationStore
+from handoff.persistence import (
+    AGENT,
+    BOT,
+    QUEUED,
+    Change,
+    ConversationStore,
+    skip_all_pending,
+)
 from handoff.routing import queue_order
 
 __all__ = ["DeskStore", "Handoff", "Note", "Ticket"]
@@ -265,7 +272,8 @@ class DeskStore:
         resolution: str | None,
         frames: list[dict[str, Any]],
     ) -> Change | None:
-        """``assigned`` → ``closed`` or ``returned``: the bot has the chat again."""
+        """``assigned`` → ``closed`` or ``returned``: the bot has the chat again,
+        starting from the shopper's next message (nothing left pending is its)."""
         return self.store.apply(
             handoff.conversation_id,
             frames,
@@ -273,14 +281,15 @@ class DeskStore:
             updates=[(
                 "UPDATE handoffs SET state = ?, resolution = ?, ended_at = ? WHERE id = ?",
                 [state, resolution, time.time(), handoff.id],
-            )],
+            ), skip_all_pending(handoff.conversation_id)],
             mode=BOT,
         )
 
     def leave(
         self, handoff: Handoff, client_id: str, frames: list[dict[str, Any]]
     ) -> Change | None:
-        """``queued`` → ``left``: the shopper stopped waiting."""
+        """``queued`` → ``left``: the shopper stopped waiting (what they typed
+        meanwhile was for a person, so nothing pending goes to the bot)."""
         return self.store.apply(
             handoff.conversation_id,
             frames,
@@ -289,7 +298,7 @@ class DeskStore:
             updates=[(
                 "UPDATE handoffs SET state = 'left', ended_at = ? WHERE id = ?",
                 [time.time(), handoff.id],
-            )],
+            ), skip_all_pending(handoff.conversation_id)],
             mode=BOT,
         )
 
@@ -350,11 +359,11 @@ class DeskStore:
         leaving = handoff is not None and handoff.state == "queued"
         if leaving:
             assert handoff is not None
-            updates.append((
+            updates += [(
                 "UPDATE handoffs SET state = 'offline', ended_at = ? WHERE id = ? "
                 "AND state = 'queued'",
                 [now, handoff.id],
-            ))
+            ), skip_all_pending(conversation_id)]
         return self.store.apply(
             conversation_id, frames, client_id=client_id, updates=updates,
             mode=BOT if leaving else None,

@@ -20,18 +20,49 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from handoff.exceptions import ProtocolError, RasaUnavailable
-from handoff.persistence import BOT, ConversationStore, StoredEvent
+from handoff.persistence import BOT, PENDING, ConversationStore, StoredEvent
 from handoff.protocol import error_frame, typing_frame
 from handoff.rasa_bridge import RasaBridge, replies_to_frames
 
-__all__ = ["AgentView", "Follower", "Hub", "Subscriber"]
+__all__ = ["BACKLOG_LIMIT", "AgentView", "Follower", "Hub", "Subscriber", "split_backlog"]
 
 log = logging.getLogger("gateway.hub")
 
 #: Pauses between retries of a conversation's unanswered messages while Rasa is away.
 RETRY_FIRST_DELAY = 1.0
 RETRY_MAX_DELAY = 30.0
+#: Up to this many unanswered messages are each answered; a longer backlog only by its
+#: newest message (see :func:`split_backlog`).
+BACKLOG_LIMIT = 5
 
+
+def split_backlog(
+    pending: list[StoredEvent], limit: int = BACKLOG_LIMIT
+) -> tuple[list[StoredEvent], int]:
+    """The pending messages the bot answers, in order, and how many older ones it lets go.
+
+    A few messages typed while the bot was away (Rasa restarting, a model
+    switch, a gateway restart) are each answered, oldest first: the shopper
+    asked each of them and expects each answered. A longer backlog means the
+    shopper waited a long time and has moved on: what they want now is in
+    their latest message (often the earlier questions again, reworded), and a
+    reply to every stale question, one after another, would bury that answer
+    under a wall of text (and keep Rasa busy for minutes). So only the newest
+    message is answered, in one turn; the older ones are let go, and the
+    shopper is told so, to ask again about anything earlier that still matters.
+    """
+    if len(pending) <= limit:
+        return pending, 0
+    return pending[-1:], len(pending) - 1
+
+
+def _backlog_notice(skipped: int) -> dict[str, Any]:
+    return {
+        "type": "message", "author": "system", "skipped": skipped,
+        "text": f"Sorry, I couldn't reply for a while and missed {skipped} of your earlier "
+                "messages. I'm answering your latest one; if something you asked before is "
+                "still open, please ask it again.",
+    }
 
 
 class Follower(Protocol):
@@ -161,6 +192,30 @@ class Hub:
         """Start (in the background) answering the conversation's pending shopper messages."""
         self._spawn(self._answer_pending(conversation_id))
 
+    def shopper_message(self, conversation_id: str, message: StoredEvent) -> None:
+        """A new shopper message is stored: the bot answers it, or, when it was stored
+        while a person had the chat, it only goes into Rasa's tracker (in the background).
+
+        The tracker copy is a record, not a promise: a gateway that dies before
+        writing it leaves it out, and the message stays with the person.
+        """
+        if self.store.bot_state(conversation_id, message.seq) == PENDING:
+            self.answer_pending(conversation_id)
+        else:
+            self._spawn(self._record_for_person(conversation_id, message))
+
+    async def _record_for_person(self, conversation_id: str, message: StoredEvent) -> None:
+        async with self._locks[conversation_id]:  # after any turn Rasa is still taking
+            await self._record(conversation_id, message)
+
+    async def _record(self, conversation_id: str, message: StoredEvent) -> None:
+        text = message.frame.get("payload") or message.frame["text"]
+        try:
+            await self.bridge.record_user_message(conversation_id, text, message.seq)
+        except RasaUnavailable as error:
+            log.warning("conversation=%s seq=%s not recorded in the tracker: %s",
+                        conversation_id, message.seq, error)
+
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -169,8 +224,12 @@ class Hub:
     async def _answer_pending(self, conversation_id: str) -> None:
         # One turn at a time per conversation keeps replies in message order.
         async with self._locks[conversation_id]:
-            for message in self.store.pending_messages(conversation_id):
-                if not await self._bot_turn(conversation_id, message):
+            answer, skipped = split_backlog(self.store.pending_messages(conversation_id))
+            if skipped:
+                log.info("conversation=%s backlog of %d: answering only seq=%s",
+                         conversation_id, skipped + 1, answer[0].seq)
+            for message in answer:
+                if not await self._bot_turn(conversation_id, message, skipped):
                     self._retry_later(conversation_id)
                     return
             self._retry_delay.pop(conversation_id, None)
@@ -193,19 +252,21 @@ class Hub:
 
         self._retry_handles[conversation_id] = asyncio.get_running_loop().call_later(delay, fire)
 
-    async def _bot_turn(self, conversation_id: str, message: StoredEvent) -> bool:
+    async def _bot_turn(
+        self, conversation_id: str, message: StoredEvent, skipped: int = 0
+    ) -> bool:
+        """Answer one message (and let ``skipped`` older pending ones go); False: retry later."""
         conversation = self.store.get(conversation_id)
         if conversation is None:
             return False
+        if self.store.bot_state(conversation_id, message.seq) != PENDING:
+            return True  # let go meanwhile: the chat was closed, or a backlog cut
         text = message.frame.get("payload") or message.frame["text"]
         if conversation.mode != BOT:
-            # A person has the chat: the message is theirs. Rasa only records it.
-            self.store.skip_pending(conversation_id, message.seq)
-            try:
-                await self.bridge.record_user_message(conversation_id, text, message.seq)
-            except RasaUnavailable as error:
-                log.warning("conversation=%s seq=%s not recorded in the tracker: %s",
-                            conversation_id, message.seq, error)
+            # A person took the chat before the bot got to it: the message is theirs
+            # (and so is any older backlog). Rasa only records it.
+            self.store.skip_pending(conversation_id, message.seq, older=skipped > 0)
+            await self._record(conversation_id, message)
             return True
         metadata = {
             "page": conversation.page or {}, "conversation_id": conversation_id,
@@ -234,7 +295,9 @@ class Hub:
             )
             return False
         frames = replies_to_frames(replies, reply_to=message.seq)
-        events = self.store.answer(conversation_id, message.seq, frames)
+        if skipped:
+            frames.insert(0, _backlog_notice(skipped))
+        events = self.store.answer(conversation_id, message.seq, frames, skip_older=skipped > 0)
         log.info("conversation=%s seq=%s answered with %d events", conversation_id,
                  message.seq, len(events))
         self.publish(conversation_id, events)

@@ -24,12 +24,16 @@ import sqlite_utils
 __all__ = [
     "AGENT",
     "BOT",
+    "DONE",
+    "PENDING",
     "QUEUED",
+    "SKIPPED",
     "Change",
     "Conversation",
     "ConversationStore",
     "StoredEvent",
     "hash_token",
+    "skip_all_pending",
 ]
 
 SCHEMA = """
@@ -50,8 +54,10 @@ CREATE TABLE IF NOT EXISTS events (
     created_at REAL NOT NULL,
     PRIMARY KEY (conversation_id, seq)
 );
--- One row per shopper message, keyed by the client's id: de-duplication, and
--- the bot's progress on it ('pending' until Rasa's replies are stored).
+-- One row per client frame, keyed by the client's id: de-duplication, and for
+-- shopper messages the bot's progress on them: 'pending' until Rasa's replies
+-- are stored ('done'), or 'skipped' (for a person, or let go from a backlog);
+-- 'none' for frames that are not messages.
 CREATE TABLE IF NOT EXISTS client_messages (
     conversation_id TEXT NOT NULL REFERENCES conversations(id),
     client_id TEXT NOT NULL,
@@ -129,6 +135,26 @@ CREATE TABLE IF NOT EXISTS agent_sessions (
 
 #: Conversation modes: who answers the shopper.
 BOT, QUEUED, AGENT = "bot", "queued", "agent"
+
+#: A shopper message's ``bot_state``. Only a message stored in bot mode is ever
+#: ``pending``; one stored while a person has (or is about to have) the chat is
+#: ``skipped`` in the same transaction, so no restart, close or hand-back can
+#: pass it to Rasa later.
+PENDING, DONE, SKIPPED = "pending", "done", "skipped"
+
+
+def skip_all_pending(conversation_id: str) -> tuple[str, list[Any]]:
+    """An update for :meth:`ConversationStore.apply`: let go of every pending message.
+
+    Ending an agent's chat includes it, so that the bot, taking over again, never
+    answers a backlog left from before (rows that databases from before
+    storage-time ``skipped`` may still hold, or a bot-mode message a crash left
+    pending while the chat was with a person).
+    """
+    return (
+        "UPDATE client_messages SET bot_state = ? WHERE conversation_id = ? AND bot_state = ?",
+        [SKIPPED, conversation_id, PENDING],
+    )
 
 
 @dataclass(frozen=True)
@@ -249,11 +275,13 @@ class ConversationStore:
         """Store a shopper message once per ``client_id``.
 
         Returns the stored event and whether it was new; a repeat returns the
-        first copy's event so the client gets the same ``seq`` back.
+        first copy's event so the client gets the same ``seq`` back. The message
+        is for the bot (``pending``) only if the conversation is in bot mode as
+        it is stored; otherwise it is a person's and ``skipped`` from the start.
         """
         change = self.apply(
             conversation_id, [{**frame, "client_id": client_id}],
-            client_id=client_id, bot_state="pending",
+            client_id=client_id, bot_state=PENDING,
         )
         assert change is not None  # no guard, so always a change
         return change.events[0], change.new
@@ -297,38 +325,55 @@ class ConversationStore:
         rows = self.db.execute(
             "SELECT e.seq, e.body FROM client_messages m JOIN events e "
             "ON e.conversation_id = m.conversation_id AND e.seq = m.seq "
-            "WHERE m.conversation_id = ? AND m.bot_state = 'pending' ORDER BY m.seq",
-            [conversation_id],
+            "WHERE m.conversation_id = ? AND m.bot_state = ? ORDER BY m.seq",
+            [conversation_id, PENDING],
         ).fetchall()
         return [StoredEvent(s, json.loads(body)) for s, body in rows]
 
+    def bot_state(self, conversation_id: str, message_seq: int) -> str | None:
+        """``pending``, ``done`` or ``skipped`` for a stored shopper message, else ``None``."""
+        row = self.db.execute(
+            "SELECT bot_state FROM client_messages WHERE conversation_id = ? AND seq = ?",
+            [conversation_id, message_seq],
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def answer(
-        self, conversation_id: str, message_seq: int, replies: list[dict[str, Any]]
+        self,
+        conversation_id: str,
+        message_seq: int,
+        replies: list[dict[str, Any]],
+        *,
+        skip_older: bool = False,
     ) -> list[StoredEvent]:
         """Store the bot's replies to one shopper message and mark it answered, atomically.
 
-        If a person took the chat while Rasa was thinking, the replies are
-        dropped (the bot never talks over an agent) and the message is marked
-        skipped. A ``handoff`` reply opens a ``new`` handoff and puts the
-        conversation in the queue in the same transaction, so a crash cannot
-        lose the request.
+        If a person took the chat while Rasa was thinking, or the message is
+        not pending any more, the replies are dropped (the bot never talks over
+        an agent, nor answers twice) and the message is marked skipped.
+        ``skip_older`` lets go of every older pending message in the same
+        transaction (a backlog answered by its newest message only). A
+        ``handoff`` reply opens a ``new`` handoff and puts the conversation in
+        the queue in the same transaction, so a crash cannot lose the request.
         """
         with self._transaction() as conn:
             (mode,) = conn.execute(
                 "SELECT mode FROM conversations WHERE id = ?", [conversation_id]
             ).fetchone()
-            if mode != BOT:
-                conn.execute(
-                    "UPDATE client_messages SET bot_state = 'skipped' "
-                    "WHERE conversation_id = ? AND seq = ?",
-                    [conversation_id, message_seq],
-                )
+            pending = conn.execute(
+                "SELECT 1 FROM client_messages WHERE conversation_id = ? AND seq = ? "
+                "AND bot_state = ?",
+                [conversation_id, message_seq, PENDING],
+            ).fetchone()
+            if mode != BOT or pending is None:
+                self._skip(conn, conversation_id, message_seq, older=skip_older)
                 return []
+            if skip_older:
+                self._skip(conn, conversation_id, message_seq - 1, older=True)
             events = [self._append(conn, conversation_id, frame) for frame in replies]
             conn.execute(
-                "UPDATE client_messages SET bot_state = 'done' "
-                "WHERE conversation_id = ? AND seq = ?",
-                [conversation_id, message_seq],
+                "UPDATE client_messages SET bot_state = ? WHERE conversation_id = ? AND seq = ?",
+                [DONE, conversation_id, message_seq],
             )
             handoff = next((f for f in replies if f["type"] == "handoff"), None)
             if handoff is not None:
@@ -342,12 +387,21 @@ class ConversationStore:
                 )
             return events
 
-    def skip_pending(self, conversation_id: str, message_seq: int) -> None:
-        """Mark a shopper message as not for the bot (a person has the chat)."""
-        self.db.execute(
-            "UPDATE client_messages SET bot_state = 'skipped' "
-            "WHERE conversation_id = ? AND seq = ?",
-            [conversation_id, message_seq],
+    def skip_pending(
+        self, conversation_id: str, message_seq: int, *, older: bool = False
+    ) -> None:
+        """Mark a pending shopper message (and with ``older`` every pending one
+        before it) as not for the bot: a person has the chat."""
+        with self._transaction() as conn:
+            self._skip(conn, conversation_id, message_seq, older=older)
+
+    @staticmethod
+    def _skip(conn: sqlite3.Connection, conversation_id: str, message_seq: int, *,
+              older: bool) -> None:
+        conn.execute(
+            f"UPDATE client_messages SET bot_state = ? WHERE conversation_id = ? "
+            f"AND bot_state = ? AND seq {'<=' if older else '='} ?",
+            [SKIPPED, conversation_id, PENDING, message_seq],
         )
 
     # -- state changes with their events ------------------------------------
@@ -369,7 +423,10 @@ class ConversationStore:
         ``None`` is returned (someone else changed the state first: two agents
         claiming one chat). ``client_id`` makes the change idempotent: a repeat
         returns the first change's events with ``new=False``; ``bot_state``
-        says whether the bot still has to answer that client message.
+        says whether the bot still has to answer that client message, and a
+        ``pending`` one is stored ``skipped`` unless the conversation is (after
+        ``updates`` and ``mode``) in bot mode: the mode a message is stored in
+        decides who it is for.
         """
         with self._transaction() as conn:
             if client_id is not None:
@@ -389,6 +446,12 @@ class ConversationStore:
                 )
             events = [self._append(conn, conversation_id, frame) for frame in frames]
             if client_id is not None:
+                if bot_state == PENDING:
+                    (current,) = conn.execute(
+                        "SELECT mode FROM conversations WHERE id = ?", [conversation_id]
+                    ).fetchone()
+                    if current != BOT:
+                        bot_state = SKIPPED
                 conn.execute(
                     "INSERT INTO client_messages (conversation_id, client_id, seq, bot_state) "
                     "VALUES (?, ?, ?, ?)",

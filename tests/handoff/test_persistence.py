@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from handoff.persistence import ConversationStore
+from handoff.desk_store import DeskStore, Handoff
+from handoff.persistence import DONE, SKIPPED, ConversationStore
 
 
 @pytest.fixture
@@ -79,3 +80,78 @@ def test_recent_buttons_lists_only_bot_offers(store: ConversationStore) -> None:
     store.append_shopper_message(conversation.id, "m1", {**shopper("x"), "buttons": [
         {"title": "evil", "payload": "/evil"}]})
     assert store.recent_buttons(conversation.id) == {"/human_handoff"}
+
+
+def handed_to(store: ConversationStore, agent_id: str) -> tuple[str, Handoff]:
+    """A conversation whose handoff (opened by a bot turn) is assigned to ``agent_id``."""
+    desk = DeskStore(store)
+    conversation, _ = store.create_conversation(None)
+    asked, _ = store.append_shopper_message(conversation.id, "ask", shopper("a person please"))
+    store.answer(conversation.id, asked.seq, [
+        {"type": "handoff", "reply_to": asked.seq, "trigger": "requested", "reason": "asked"}])
+    (new,) = desk.new()
+    desk.enqueue(new, {}, 0, [{"type": "mode", "mode": "queued"}])
+    queued = desk.get(new.id)
+    assert queued is not None
+    desk.assign(queued, agent_id, [{"type": "mode", "mode": "agent"}])
+    assigned = desk.get(new.id)
+    assert assigned is not None and assigned.state == "assigned"
+    return conversation.id, assigned
+
+
+def bot_states(store: ConversationStore, conversation_id: str) -> list[str]:
+    return [state for (state,) in store.db.execute(
+        "SELECT bot_state FROM client_messages WHERE conversation_id = ? ORDER BY seq",
+        [conversation_id])]
+
+
+def test_a_message_stored_while_a_person_has_the_chat_is_never_the_bots(
+    store: ConversationStore,
+) -> None:
+    conversation_id, handoff = handed_to(store, "agent-1")
+    for i in range(5):
+        store.append_shopper_message(conversation_id, f"m{i}", shopper(f"to the agent {i}"))
+    assert store.pending_messages(conversation_id) == []
+    # Closing the chat gives the bot nothing to answer from before.
+    DeskStore(store).end(handoff, "agent-1", "closed", "resolved", [{"type": "mode",
+                                                                     "mode": "bot"}])
+    assert store.pending_messages(conversation_id) == []
+    assert bot_states(store, conversation_id) == [DONE] + [SKIPPED] * 5
+
+
+def test_closing_a_chat_lets_an_old_backlog_go(store: ConversationStore) -> None:
+    """Rows a database from before storage-time decisions holds as pending."""
+    conversation_id, handoff = handed_to(store, "agent-1")
+    for i in range(300):
+        store.append_shopper_message(conversation_id, f"m{i}", shopper(f"old {i}"))
+    store.db.execute("UPDATE client_messages SET bot_state = 'pending' WHERE client_id LIKE 'm%'")
+    assert len(store.pending_messages(conversation_id)) == 300
+    DeskStore(store).end(handoff, "agent-1", "returned", None, [{"type": "mode", "mode": "bot"}])
+    assert store.pending_messages(conversation_id) == []
+    after, _ = store.append_shopper_message(conversation_id, "next", shopper("back to the bot"))
+    assert [m.seq for m in store.pending_messages(conversation_id)] == [after.seq]
+
+
+def test_answering_the_newest_of_a_backlog_lets_the_older_ones_go(
+    store: ConversationStore,
+) -> None:
+    conversation, _ = store.create_conversation(None)
+    for i in range(300):
+        store.append_shopper_message(conversation.id, f"m{i}", shopper(f"question {i}"))
+    newest = store.pending_messages(conversation.id)[-1]
+    replies = store.answer(conversation.id, newest.seq, [
+        {"type": "message", "author": "system", "text": "missed 299"},
+        {"type": "message", "author": "bot", "text": "hello", "reply_to": newest.seq},
+    ], skip_older=True)
+    assert [r.frame["text"] for r in replies] == ["missed 299", "hello"]
+    assert store.pending_messages(conversation.id) == []
+    assert bot_states(store, conversation.id) == [SKIPPED] * 299 + [DONE]
+
+
+def test_a_message_no_longer_pending_is_not_answered(store: ConversationStore) -> None:
+    conversation, _ = store.create_conversation(None)
+    message, _ = store.append_shopper_message(conversation.id, "m1", shopper("hi"))
+    store.skip_pending(conversation.id, message.seq)
+    assert store.answer(conversation.id, message.seq,
+                        [{"type": "message", "author": "bot", "text": "late"}]) == []
+    assert [e.frame["text"] for e in store.events_after(conversation.id, 0)] == ["hi"]

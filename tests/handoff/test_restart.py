@@ -1,27 +1,43 @@
-"""A gateway killed with SIGKILL in the middle of a live agent chat loses nothing.
+"""A gateway killed with SIGKILL, or restarted, loses nothing and replays nothing wrongly.
 
 The gateway runs as its own process (``python -m handoff``) beside the session's
 Rasa; both sides reconnect to the restarted process and resend what was not
-acknowledged, as docs/protocol.md tells clients to.
+acknowledged, as docs/protocol.md tells clients to. What a dead process left
+half done (messages to an agent, a handoff not yet queued, a backlog for the
+bot) is finished the way the shopper would expect.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from websockets.asyncio.client import connect
 
 from bot.settings import Settings
+from handoff.agents import AgentStore
+from handoff.persistence import ConversationStore
 from shopchat.stack import StackHandle, free_port, settings_env, wait_until_healthy
-from tests.conftest import AgentClient, ChatClient, add_agent, agent_login
+from tests.conftest import (
+    AGENT_PASSWORD,
+    AgentClient,
+    ChatClient,
+    Gateway,
+    add_agent,
+    agent_login,
+    is_bot_message,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -179,3 +195,208 @@ async def test_sigkill_mid_chat_then_both_sides_resume_with_nothing_lost(
     json.dumps(log)  # the log is plain JSON all the way through
     for ws in (fresh.ws, shopper.ws, agent.ws):
         await ws.close()
+
+
+HUMAN = "I want to talk to a real person please"
+
+
+def rows(db: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+async def frames_for(client: ChatClient, seconds: float) -> list[dict[str, Any]]:
+    """Everything the shopper receives in the next ``seconds``."""
+    frames: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (remaining := deadline - loop.time()) > 0:
+        try:
+            frames.append(await client.recv(timeout=remaining))
+        except TimeoutError:
+            break
+    return frames
+
+
+async def test_messages_to_an_agent_cut_off_by_a_sigkill_never_reach_the_bot(
+    gateway_process: GatewayProcess,
+) -> None:
+    settings = gateway_process.settings
+    http = f"http://127.0.0.1:{settings.port}"
+    ws_url = f"ws://127.0.0.1:{settings.port}/ws/chat"
+    add_agent(settings, "lee@shop.example", "Lee")
+    gateway_process.start()
+    token = await agent_login(http, "lee@shop.example", AGENT_PASSWORD)
+    agent = await _agent(http, token)
+    shopper = await _shopper(ws_url)
+    await shopper.say(HUMAN)
+    await shopper.recv_until(lambda f: f["type"] == "mode" and f["mode"] == "agent")
+    conversation_id = (await agent.expect(lambda f: f["type"] == "assigned"))["conversation_id"]
+    # A burst to the agent (one asks for a person again), and the process dies the moment
+    # the last is acknowledged: stored, but not yet dealt with by the background tasks.
+    burst = ["where is my order", "I want a person", "hello?", "my tent is broken", "thanks"]
+    for i, text in enumerate(burst):
+        await shopper.say(text, client_id=f"to-agent-{i}")
+    acked = 0
+    while acked < len(burst):
+        acked += (await shopper.recv())["type"] == "ack"
+    gateway_process.kill()
+    for ws in (shopper.ws, agent.ws):
+        await ws.close()
+
+    gateway_process.start()
+    agent = await _agent(http, token)
+    await agent.do("close", conversation_id=conversation_id, resolution="resolved")
+    await agent.expect(lambda f: f["type"] == "unassigned")
+    shopper = await _shopper(ws_url, shopper)
+    frames = await frames_for(shopper, 5)
+
+    assert [f["mode"] for f in frames if f["type"] == "mode"] == ["bot"]
+    assert not [f for f in frames if is_bot_message(f) or f["type"] == "handoff"], frames
+    db = settings.gateway_db
+    assert rows(db, "SELECT COUNT(*) FROM client_messages WHERE bot_state = 'pending'") == [(0,)]
+    assert rows(db, "SELECT COUNT(*) FROM handoffs") == [(1,)]
+    # The bot takes the next message, and only that one.
+    await shopper.say("hi")
+    answered = await shopper.recv_until(is_bot_message)
+    assert answered[-1]["text"].startswith("Hi!")
+    await shopper.ws.close()
+    await agent.ws.close()
+
+
+@dataclass
+class CutOff:
+    """A handoff a gateway stored (``new``) but died before queueing, and the agent
+    who was signed in at the time."""
+
+    conversation_id: str
+    resume_token: str
+    last_seq: int
+    agent_token: str
+
+
+def cut_off_handoff(settings: Settings, email: str, name: str) -> CutOff:
+    """Write what a gateway killed between storing a handoff and queueing it leaves
+    behind, with the same store calls the gateway makes (the bot turn's ``answer``)."""
+    add_agent(settings, email, name)
+    store = ConversationStore(settings.gateway_db)
+    try:
+        login = AgentStore(store).login(email, AGENT_PASSWORD, lifetime=3600)
+        assert login is not None
+        conversation, resume_token = store.create_conversation(None)
+        asked, _ = store.append_shopper_message(
+            conversation.id, "ask", {"type": "message", "author": "shopper", "text": HUMAN})
+        events = store.answer(conversation.id, asked.seq, [
+            {"type": "message", "author": "bot", "text": "Let me get you a person.",
+             "reply_to": asked.seq},
+            {"type": "handoff", "reply_to": asked.seq, "trigger": "requested",
+             "reason": "shopper asked for a person"},
+        ])
+    finally:
+        store.close()
+    return CutOff(conversation.id, resume_token, events[-1].seq, login.token)
+
+
+async def _resume(url: str, cut: CutOff) -> ChatClient:
+    client = ChatClient(await connect(url))
+    client.last_seq = cut.last_seq
+    await client.hello(conversation_id=cut.conversation_id, resume_token=cut.resume_token,
+                       last_seq=cut.last_seq)
+    return client
+
+
+def told_nobody_is_online(frames: list[dict[str, Any]]) -> bool:
+    return any(f["type"] == "offline_form" or "No one from our team" in f.get("text", "")
+               for f in frames)
+
+
+async def test_a_handoff_cut_off_by_a_restart_waits_for_the_agent_to_reconnect(
+    gateway_process: GatewayProcess,
+) -> None:
+    settings = gateway_process.settings
+    http = f"http://127.0.0.1:{settings.port}"
+    cut = cut_off_handoff(settings, "mo@shop.example", "Mo")
+    gateway_process.start()
+    shopper = await _resume(f"ws://127.0.0.1:{settings.port}/ws/chat", cut)
+    await asyncio.sleep(1)  # Mo's console notices the restart and reconnects
+    agent = await _agent(http, cut.agent_token)
+    assigned = await agent.expect(lambda f: f["type"] == "assigned", timeout=10)
+    assert assigned["conversation_id"] == cut.conversation_id
+    frames = await shopper.recv_until(lambda f: f["type"] == "mode" and f["mode"] == "agent")
+    assert not told_nobody_is_online(frames), frames
+    assert rows(settings.gateway_db, "SELECT state FROM handoffs") == [("assigned",)]
+    await shopper.ws.close()
+    await agent.ws.close()
+
+
+async def test_a_cut_off_handoff_is_unstaffed_once_the_reconnect_window_is_over(
+    make_gateway: Callable[..., Any], gateway_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import handoff.desk
+
+    monkeypatch.setattr(handoff.desk, "RECONNECT_WINDOW", 1.0)
+    cut = cut_off_handoff(gateway_settings, "nia@shop.example", "Nia")
+    async with make_gateway() as gateway:
+        shopper = await _resume(gateway.url, cut)
+        early = await frames_for(shopper, 0.6)  # window 1.0 s + grace 0.2 s
+        assert not told_nobody_is_online(early), early
+        frames = await shopper.recv_until(lambda f: f.get("author") == "system", timeout=10)
+        assert frames[-2]["type"] == "offline_form" and frames[-2]["reason"] == "no_agents"
+        assert frames[-1]["text"].startswith("No one from our team is online")
+        assert rows(gateway.settings.gateway_db, "SELECT state FROM handoffs") == [
+            ("unstaffed",)]
+        await shopper.ws.close()
+
+
+async def test_a_backlog_of_hundreds_is_answered_by_its_newest_message_in_one_turn(
+    gateway_settings: Settings,
+) -> None:
+    # A gateway that cannot reach Rasa stores everything the shopper sends ...
+    down = Gateway(gateway_settings.model_copy(update={"rasa_port": free_port()}))
+    await down.start()
+    try:
+        shopper = ChatClient(await connect(down.url))
+        await shopper.hello()
+        for i in range(299):
+            await shopper.say(f"are you there? ({i})")
+        await shopper.say("hi")
+        acks: dict[str, int] = {}
+        while len(acks) < 300:
+            frame = await shopper.recv()
+            if frame["type"] == "ack":
+                acks[frame["client_id"]] = frame["seq"]
+        await shopper.ws.close()
+    finally:
+        await down.stop()
+    newest = max(acks.values())
+
+    # ... and the restarted gateway, with Rasa back, takes the backlog on as one turn.
+    up = Gateway(gateway_settings)
+    await up.start()
+    try:
+        shopper.ws = await connect(up.url)
+        await shopper.hello(conversation_id=shopper.conversation_id,
+                            resume_token=shopper.resume_token, last_seq=shopper.last_seq)
+        frames = await shopper.recv_until(is_bot_message)
+        frames += await frames_for(shopper, 3)
+        told = [f for f in frames if f["type"] == "message" and f["author"] == "system"]
+        assert len(told) == 1 and told[0]["skipped"] == 299 and "299" in told[0]["text"]
+        replies = [f for f in frames if is_bot_message(f)]
+        assert replies and all(f["reply_to"] == newest for f in replies), replies
+        assert replies[0]["text"].startswith("Hi!")
+        assert told[0]["seq"] < replies[0]["seq"]
+        await shopper.ws.close()
+    finally:
+        await up.stop()
+    db = gateway_settings.gateway_db
+    assert rows(db, "SELECT bot_state, COUNT(*) FROM client_messages GROUP BY bot_state "
+                    "ORDER BY bot_state") == [("done", 1), ("skipped", 299)]
+    # Rasa was asked once, not 300 times.
+    rasa_token = gateway_settings.rasa_token
+    async with aiohttp.ClientSession() as session, session.get(
+        f"{gateway_settings.rasa_url}/conversations/{shopper.conversation_id}/tracker",
+        params={"token": rasa_token.get_secret_value() if rasa_token else ""},
+    ) as response:
+        tracker = await response.json()
+    assert [e["text"] for e in tracker["events"] if e["event"] == "user"] == ["hi"]
