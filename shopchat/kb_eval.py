@@ -2,7 +2,8 @@
 
 ``eval kb`` builds a throwaway index for a directory of articles and scores a
 CSV of questions (header ``query,article_id``): hit@1, hit@3, MRR and the
-retrieval latency (embed the query + search) per query. Rows with an empty
+retrieval latency (embed the query + dense and lexical search + fusion) per
+query. Rows with an empty
 ``article_id`` are off-topic questions that no article should answer; they
 measure how often the bot would wrongly answer at the current thresholds.
 """
@@ -20,7 +21,8 @@ from typing import Any
 
 from bot.kb.answer import Thresholds, decide
 from bot.kb.articles import ArticleError, load_articles
-from bot.kb.index import BuildReport, Embedder, Index, build_index
+from bot.kb.index import MODEL_NAME, BuildReport, Embedder, Index, build_index
+from bot.kb.lexical import TOKENIZER
 from shopchat.exceptions import ShopchatError
 
 __all__ = ["Query", "build", "evaluate_kb", "read_queries"]
@@ -94,13 +96,15 @@ def evaluate_kb(articles_dir: Path, queries_path: Path, embedder: Embedder | Non
         latencies = []
         for query in queries:
             started = time.perf_counter()
-            matches = index.search(embedder.encode([query.text])[0], k=10)
+            matches = index.search(embedder.encode([query.text])[0], k=10, text=query.text)
             latencies.append((time.perf_counter() - started) * 1000)
             ranked = [m.article_id for m in matches]
             decision = decide(matches, thresholds)
             results.append({
                 "query": query.text, "expected": query.article_id, "ranked": ranked[:3],
-                "scores": [m.score for m in matches[:3]], "decision": decision.kind,
+                "scores": [m.score for m in matches[:3]],
+                "dense": [m.dense for m in matches[:3]],
+                "lexical": [m.lexical for m in matches[:3]], "decision": decision.kind,
                 "decided": [m.article_id for m in decision.matches],
                 "rank": ranked.index(query.article_id) + 1
                 if query.article_id in ranked else None,
@@ -127,6 +131,8 @@ def evaluate_kb(articles_dir: Path, queries_path: Path, embedder: Embedder | Non
         "p95_ms": round(_percentile(latencies, 0.95), 2),
         "thresholds": {"answer": thresholds.answer, "margin": thresholds.margin,
                        "fallback": thresholds.fallback},
+        "retrieval": {"dense": MODEL_NAME, "lexical": f"sqlite fts5 bm25 ({TOKENIZER})",
+                      "fusion": {"weight": index.fusion.weight, "cap": index.fusion.cap}},
         "decisions": {
             "answered_correctly": round(answered_right / n, 4),
             "offered_choice_with_right_article": round(offered / n, 4),

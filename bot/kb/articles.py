@@ -19,7 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-__all__ = ["DRAFT_MARKER", "Article", "ArticleError", "Problem", "load_articles", "parse_article"]
+__all__ = [
+    "DRAFT_MARKER", "Article", "ArticleError", "Problem", "body_sentences", "load_articles",
+    "parse_article",
+]
 
 ID_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 #: The first words of a scaffolded article's body (``shopchat kb new``) until staff write it.
@@ -80,7 +83,14 @@ class Article:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
     def passages(self, max_chars: int = 600) -> list[tuple[str, str]]:
-        """What gets embedded: the title, each question, and the body in paragraph chunks."""
+        """What gets embedded: the title, each question, the body in paragraph chunks,
+        and each sentence of the body behind the title.
+
+        A shopper's question usually matches one sentence of an answer; alone, a
+        sentence loses what it is about ("They are free."), hence the title in front.
+        On the calibration queries the sentences raised hit@1 from 0.935 to 0.954
+        (with the lexical match; see ``bench/kb_fusion.py``).
+        """
         found = [("title", self.title)] + [("question", q) for q in self.questions]
         chunk = ""
         for paragraph in re.split(r"\n\s*\n", self.body):
@@ -91,7 +101,22 @@ class Article:
             chunk = f"{chunk} {paragraph}".strip()
         if chunk:
             found.append(("body", chunk))
+        found += [("sentence", f"{self.title}: {s}") for s in body_sentences(self.body)]
         return found
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[A-Z\-])|\s+-\s+")
+
+
+def body_sentences(body: str) -> list[str]:
+    """The body's sentences and list items, whitespace collapsed."""
+    found = []
+    for paragraph in re.split(r"\n\s*\n", body):
+        for sentence in _SENTENCE_END.split(" ".join(paragraph.split())):
+            sentence = sentence.strip(" -")
+            if len(sentence) > 3:
+                found.append(sentence)
+    return found
 
 
 _FENCE = re.compile(r"^---[ \t]*$", re.MULTILINE)

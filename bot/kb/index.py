@@ -1,8 +1,11 @@
-"""The knowledge-base index: MiniLM sentence embeddings in a FAISS inner-product index.
+"""The knowledge-base index: MiniLM sentence embeddings in a FAISS inner-product index,
+and BM25 over the same articles in SQLite FTS5 (:mod:`bot.kb.lexical`).
 
 Every article contributes several vectors (its title, each alternative
-question, its body in paragraph chunks); an article's score for a query is the
-best cosine similarity among its vectors. A build reuses the stored vectors of
+question, its body in paragraph chunks and sentences); an article's dense score
+for a query is the best cosine similarity among its vectors, and its final
+score adds a bounded bonus for the words it shares with the query
+(:mod:`bot.kb.fusion`). A build reuses the stored vectors and FTS5 rows of
 articles whose content hash did not change, so editing one article re-embeds
 one article. Each build is written to a new version directory and published by
 atomically replacing ``current.json``: a reader never sees half an index, and
@@ -27,6 +30,9 @@ import faiss
 import numpy as np
 
 from bot.kb.articles import Article
+from bot.kb.fusion import DEFAULT_FUSION, Fusion, fuse
+from bot.kb.lexical import FILENAME as LEXICAL_FILENAME
+from bot.kb.lexical import TOKENIZER, LexicalIndex, build_lexical
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -43,6 +49,8 @@ __all__ = [
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSION = 384
+#: Which texts of an article are embedded (see ``Article.passages``); a change re-embeds all.
+PASSAGES = "title+questions+chunks+sentences"
 #: How many passage vectors a search looks at before grouping them by article.
 CANDIDATE_PASSAGES = 64
 #: Older index versions kept beside the current one (a reader may still hold one open).
@@ -100,7 +108,11 @@ class Match:
     title: str
     url: str | None
     body: str
+    #: The fused score the answer thresholds apply to (the cosine when there is no text).
     score: float
+    #: Its parts: best cosine similarity, and BM25 (0: no word in common).
+    dense: float | None = None
+    lexical: float | None = None
 
 
 @dataclass
@@ -147,7 +159,8 @@ def build_index(
     current = _read_current(index_dir)
     if current is not None:
         previous_manifest, previous_vectors = _load_version(current)
-        if previous_manifest.get("model") != MODEL_NAME:
+        if (previous_manifest.get("model"), previous_manifest.get("passages")) != (
+                MODEL_NAME, PASSAGES):
             previous_manifest = {"articles": {}}
 
     report = BuildReport(version="", articles=len(articles))
@@ -176,7 +189,8 @@ def build_index(
         fresh_rows[article.id] = fresh[offset:offset + len(passages)]
         offset += len(passages)
 
-    manifest: dict[str, Any] = {"model": MODEL_NAME, "dimension": DIMENSION, "articles": {}}
+    manifest: dict[str, Any] = {"model": MODEL_NAME, "dimension": DIMENSION,
+                                "passages": PASSAGES, "lexical": TOKENIZER, "articles": {}}
     blocks = []
     row = 0
     for article in sorted(articles, key=lambda a: a.id):
@@ -198,6 +212,9 @@ def build_index(
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
         np.save(staging / "vectors.npy", all_vectors)
+        # Unchanged articles' rows are copied from the previous version, like their vectors.
+        lexical_base = current if previous_manifest["articles"] else None
+        build_lexical(staging / LEXICAL_FILENAME, articles, report.embedded, lexical_base)
         (staging / "manifest.json").write_text(json.dumps(manifest))
         os.replace(staging, target)
     pointer = index_dir / f".current.json.tmp-{os.getpid()}"
@@ -218,12 +235,18 @@ def _prune(index_dir: Path, keep: str) -> None:
 
 
 class Index:
-    """One loaded index version: FAISS over all passage vectors, plus the articles."""
+    """One loaded index version: FAISS over all passage vectors, FTS5 over the
+    articles' words, and the articles."""
 
     def __init__(self, version: str, manifest: dict[str, Any],
-                 vectors: np.ndarray[Any, np.dtype[np.float32]]) -> None:
+                 vectors: np.ndarray[Any, np.dtype[np.float32]],
+                 lexical: LexicalIndex | None = None,
+                 fusion: Fusion = DEFAULT_FUSION) -> None:
         self.version = version
         self.articles: dict[str, dict[str, Any]] = manifest["articles"]
+        self.lexical = lexical
+        self.fusion = fusion
+        self._vectors = vectors
         self._row_article = np.empty(len(vectors), dtype=object)
         for article_id, info in self.articles.items():
             start, end = info["rows"]
@@ -238,7 +261,7 @@ class Index:
         if current is None:
             raise IndexMissing(f"no knowledge-base index in {index_dir}; run `shopchat kb build`")
         manifest, vectors = _load_version(current)
-        return cls(current.name, manifest, vectors)
+        return cls(current.name, manifest, vectors, LexicalIndex.open(current))
 
     def __len__(self) -> int:
         return len(self.articles)
@@ -249,10 +272,10 @@ class Index:
             return None
         return Match(article_id, info["title"], info["url"], info["body"], 1.0)
 
-    def search(self, query: np.ndarray[Any, np.dtype[np.float32]], k: int = 3) -> list[Match]:
-        """The ``k`` best articles for one query vector, best first."""
+    def dense_scores(self, query: np.ndarray[Any, np.dtype[np.float32]]) -> dict[str, float]:
+        """Best cosine per article among the nearest passages (articles not near: absent)."""
         if self._faiss.ntotal == 0:
-            return []
+            return {}
         wanted = min(CANDIDATE_PASSAGES, self._faiss.ntotal)
         scores, rows = self._faiss.search(query.reshape(1, -1), wanted)
         best: dict[str, float] = {}
@@ -262,10 +285,29 @@ class Index:
             article_id = str(self._row_article[row])
             if article_id not in best:  # rows come best first
                 best[article_id] = float(score)
-        ranked = sorted(best.items(), key=lambda item: -item[1])[:k]
+        return best
+
+    def _cosine(self, article_id: str, query: np.ndarray[Any, np.dtype[np.float32]]) -> float:
+        start, end = self.articles[article_id]["rows"]
+        return float(np.max(self._vectors[start:end] @ query)) if end > start else 0.0
+
+    def search(self, query: np.ndarray[Any, np.dtype[np.float32]], k: int = 3,
+               text: str | None = None) -> list[Match]:
+        """The ``k`` best articles for one query vector, best first; with the query's
+        ``text``, ranked by the fused dense and lexical score."""
+        dense = self.dense_scores(query)
+        lexical: dict[str, float] = {}
+        if text is not None and self.lexical is not None:
+            lexical = {a: s for a, s in self.lexical.scores(text).items() if a in self.articles}
+            for article_id in lexical.keys() - dense.keys():
+                dense[article_id] = self._cosine(article_id, query)
+        scores = fuse(dense, lexical, self.fusion) if lexical else dense
+        # Ties (equal rounded scores are rare but possible) go by id: the same order every run.
+        ranked = sorted(scores.items(), key=lambda item: (-round(item[1], 6), item[0]))[:k]
         return [
             Match(a, self.articles[a]["title"], self.articles[a]["url"],
-                  self.articles[a]["body"], round(score, 4))
+                  self.articles[a]["body"], round(score, 4), round(dense[a], 4),
+                  round(lexical.get(a, 0.0), 4))
             for a, score in ranked
         ]
 
@@ -307,5 +349,6 @@ class Retriever:
             return self._index
 
     def search(self, text: str, k: int = 3) -> list[Match]:
+        """The ``k`` best articles for a shopper's question, by meaning and by words."""
         index = self.index()
-        return index.search(self.embedder.encode([text])[0], k)
+        return index.search(self.embedder.encode([text])[0], k, text=text)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.kb.articles import ArticleError, load_articles, parse_article
+from bot.kb.articles import ArticleError, body_sentences, load_articles, parse_article
 from bot.settings import PROJECT_DIR
 from tests.kb.conftest import write_article
 
@@ -28,8 +28,18 @@ def test_an_article_has_title_questions_and_body_passages(tmp_path: Path) -> Non
                          question="Can you wrap my present?")
     article = parse_article(path)
     assert article.id == "gift-wrap" and article.questions == ("Can you wrap my present?",)
-    kinds = [kind for kind, _ in article.passages()]
-    assert kinds == ["title", "question", "body"]
+    passages = article.passages()
+    assert [kind for kind, _ in passages] == ["title", "question", "body", "sentence",
+                                              "sentence"]
+    # A sentence alone ("For €3.") loses its topic: it is embedded behind the title.
+    assert passages[-1][1] == "Gift wrapping: For €3."
+
+
+def test_sentences_split_at_full_stops_and_list_items() -> None:
+    body = ("Return within 30 days. Members get 60.\n\n"
+            "We cannot take back:\n- gas canisters;\n- socks")
+    assert body_sentences(body) == ["Return within 30 days.", "Members get 60.",
+                                    "We cannot take back:", "gas canisters;", "socks"]
 
 
 def _problems(tmp_path: Path, text: str) -> list[str]:

@@ -14,26 +14,45 @@ from shopchat.kb_eval import evaluate_kb
 SHOPCHAT = str(Path(sys.executable).parent / "shopchat")
 KB = PROJECT_DIR / "data" / "kb"
 HELDOUT = PROJECT_DIR / "tests" / "kb" / "heldout_queries.csv"
+CALIBRATION = PROJECT_DIR / "tests" / "kb" / "calibration_queries.csv"
 
 
 def test_heldout_paraphrases_find_the_right_article(embedder: Embedder) -> None:
     report = evaluate_kb(KB, HELDOUT, embedder)
     assert report["n"] >= 60
-    assert report["hit@1"] >= 0.85, report["errors"]
-    assert report["hit@3"] >= 0.95
+    # Measured with the lexical fusion: hit@1 0.902, hit@3 1.000, answered right 0.829,
+    # off-topic unanswered 0.933 (MiniLM alone: 0.890, 1.000, 0.732, 0.933). The floors
+    # leave two questions of slack; "answered right" would drop below its floor without
+    # the fusion, which mostly turns needless choices into answers.
+    assert report["hit@1"] >= 0.875, report["errors"]
+    assert report["hit@3"] >= 0.975
+    assert report["decisions"]["answered_correctly"] >= 0.80
     # Off-topic questions are (nearly) never answered with an article.
     assert report["off_topic"]["correctly_unanswered"] >= 0.9
+    assert report["retrieval"]["lexical"].startswith("sqlite fts5 bm25")
 
 
-def test_heldout_queries_are_not_copies_of_article_questions() -> None:
+def test_calibration_off_topic_questions_stay_below_the_answer_bar(embedder: Embedder) -> None:
+    report = evaluate_kb(KB, CALIBRATION, embedder)
+    assert report["off_topic"]["n"] >= 20
+    assert report["off_topic"]["correctly_unanswered"] >= 0.95, \
+        report["off_topic"]["wrongly_answered"]
+    assert report["hit@1"] >= 0.92, report["errors"]
+
+
+def test_query_sets_are_not_copies_of_article_questions_or_of_each_other() -> None:
     from bot.kb.articles import load_articles
 
     def norm(text: str) -> str:
         return "".join(c for c in text.lower() if c.isalnum())
 
+    def queries(path: Path) -> set[str]:
+        return {norm(line.rsplit(",", 1)[0]) for line in path.read_text().splitlines()[1:]}
+
     questions = {norm(q) for a in load_articles(KB) for q in (a.title, *a.questions)}
-    lines = HELDOUT.read_text().splitlines()[1:]
-    assert not [line for line in lines if norm(line.rsplit(",", 1)[0]) in questions]
+    assert not queries(HELDOUT) & questions
+    assert not queries(CALIBRATION) & questions
+    assert not queries(HELDOUT) & queries(CALIBRATION)
 
 
 def test_eval_kb_prints_json_last(tmp_path: Path) -> None:

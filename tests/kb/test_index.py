@@ -1,4 +1,5 @@
-"""The index: incremental rebuilds, search, and a running retriever picking up a rebuild."""
+"""The index: incremental rebuilds, search by meaning and by words, and a running
+retriever picking up a rebuild."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def test_rebuild_embeds_only_what_changed(articles_dir: Path, tmp_path: Path,
                                           embedder: Embedder) -> None:
     index_dir = tmp_path / "index"
     first = build_index(load_articles(articles_dir), index_dir, embedder)
-    assert sorted(first.embedded) == ["returns", "shipping"] and first.vectors == 6
+    # Per article: title, question, body, and the body's one sentence behind the title.
+    assert sorted(first.embedded) == ["returns", "shipping"] and first.vectors == 8
 
     write_article(articles_dir, "returns", "Returns policy",
                   "Return unused items within 60 days.", "Can I send it back?")
@@ -57,6 +59,12 @@ def test_rebuild_embeds_only_what_changed(articles_dir: Path, tmp_path: Path,
     index = Index.load(index_dir)
     assert sorted(index.articles) == ["gift-cards", "returns"]
     assert "60 days" in index.articles["returns"]["body"]
+    # The lexical half followed the same edits: the new wording is in, the old and the
+    # deleted article are out.
+    assert index.lexical is not None
+    assert set(index.lexical.scores("60 days")) == {"returns"}
+    assert index.lexical.scores("refund") == {}
+    assert index.lexical.scores("postage") == {}
 
 
 def test_search_ranks_the_right_article_first(articles_dir: Path, tmp_path: Path,
@@ -80,3 +88,32 @@ def test_a_running_retriever_picks_up_a_rebuilt_index(articles_dir: Path, tmp_pa
                   "Gift cards from €10 to €500, valid for three years.", "Do you sell vouchers?")
     build_index(load_articles(articles_dir), index_dir, embedder)
     assert retriever.search("do you sell gift vouchers?")[0].article_id == "gift-cards"
+
+
+def test_a_product_code_only_the_words_match_is_found_first(articles_dir: Path, tmp_path: Path,
+                                                             embedder: Embedder) -> None:
+    write_article(articles_dir, "stove-recall", "Safety notice for one camping stove",
+                  "Stoves with batch code QX-7731 can leak at the valve. Stop using them and "
+                  "bring them to a store for a free replacement.", "Is my stove affected?")
+    write_article(articles_dir, "tent-poles", "Tent poles",
+                  "Poles marked QZ-1150 fit the two-person tents.", "Which pole fits my tent?")
+    build_index(load_articles(articles_dir), tmp_path / "index", embedder)
+    best = Retriever(tmp_path / "index", embedder).search("QX-7731", k=4)
+    assert best[0].article_id == "stove-recall"
+    assert best[0].lexical and best[0].lexical > 0 and best[0].score > (best[0].dense or 0)
+    # Without the words (the vector alone) the fused bonus is gone.
+    index = Retriever(tmp_path / "index", embedder).index()
+    dense_only = index.search(embedder.encode(["QX-7731"])[0], k=4)
+    assert {m.lexical for m in dense_only} == {0.0}
+    assert all(m.score == m.dense for m in dense_only)
+
+
+def test_a_version_without_a_lexical_file_still_answers_by_meaning(
+    articles_dir: Path, tmp_path: Path, embedder: Embedder
+) -> None:
+    index_dir = tmp_path / "index"
+    report = build_index(load_articles(articles_dir), index_dir, embedder)
+    (index_dir / report.version / "lexical.db").unlink()
+    retriever = Retriever(index_dir, embedder)
+    assert retriever.index().lexical is None
+    assert retriever.search("what does delivery cost?", k=1)[0].article_id == "shipping"
