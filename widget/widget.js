@@ -14,7 +14,10 @@
  *   shopchat("page", { type: "cart", cart: { items: [...], total: 99, currency: "EUR" } });
  *   shopchat("identity", token); shopchat("open"); shopchat("close");
  * Text from the network is only ever inserted with textContent; links are made only
- * for http(s) URLs. */
+ * for http(s) URLs.
+ * Shop pages it must survive: a strict CSP (styles are a constructed stylesheet, no
+ * inline <style>), blocked site storage (memory instead), and a transform, filter,
+ * will-change or contain on <body> (the chat sits in the top layer, not under it). */
 (() => {
   "use strict";
   if (customElements.get("shop-chat")) return;
@@ -24,6 +27,20 @@
     .replace(/\/$/, "");
   const STORE = "shopchat:" + base;
   const SESSION = "shopchat-session:" + base;
+
+  /* Where the browser blocks site storage (privacy settings, some embedded frames) every
+     use of localStorage throws: the chat then keeps its state in memory and still works,
+     it just starts afresh on the next page. */
+  function storage(name) {
+    try {
+      const s = window[name];
+      s.getItem(STORE);
+      return s;
+    } catch (_) {
+      const m = new Map();
+      return { getItem: (k) => (m.has(k) ? m.get(k) : null), setItem: (k, v) => m.set(k, String(v)) };
+    }
+  }
 
   const STRINGS = {
     title: "Chat with us",
@@ -113,8 +130,13 @@
     form.compose input { flex: 1; border: 0; padding: 12px; font-size: 16px; min-width: 0; }
     form.compose button { border: 0; background: var(--accent); color: #fff; padding: 0 16px; }
     :focus-visible { outline: 3px solid #e8a33d; outline-offset: 2px; }
+    /* The compose row touches the panel's clipped edges: its rings go inside. */
+    form.compose :focus-visible { outline-offset: -3px; }
     .panel, .bubble { transition: opacity .15s ease; }
     @media (prefers-reduced-motion: reduce) { .panel, .bubble { transition: none; } }
+    @media (max-width: 480px), (pointer: coarse) {
+      button { min-width: 44px; min-height: 44px; }
+    }
     @media (max-width: 480px) {
       :host([open]) { inset: 0 !important; }
       :host([open]) .panel { position: fixed; inset: 0; width: 100vw; max-width: none;
@@ -122,6 +144,16 @@
       :host([open]) .launcher { display: none; }
     }
   `;
+
+  /* A constructed stylesheet is not inline style: a shop's CSP with style-src 'self'
+     allows it, where it would block a <style> element. */
+  let sheet = null;
+  try {
+    sheet = new CSSStyleSheet();
+    sheet.replaceSync(css);
+  } catch (_) {
+    sheet = null;
+  }
 
   const URL_RE = /\bhttps?:\/\/[^\s<>"']+/g;
 
@@ -175,10 +207,10 @@
     }
 
     connectedCallback() {
+      if (this.popover && !this.matches(":popover-open")) this.showPopover();
       if (this.shadowRoot) return;
       const root = this.attachShadow({ mode: "open" });
-      root.innerHTML = `<style>${css}</style>
-        <div class="bubble" hidden role="status"><span class="bubble-text"></span>
+      root.innerHTML = `<div class="bubble" hidden role="status"><span class="bubble-text"></span>
           <button class="dismiss" type="button">×</button></div>
         <div class="panel" role="dialog" aria-modal="false">
           <header><span class="title"></span><button class="close" type="button">×</button></header>
@@ -190,6 +222,8 @@
         </div>
         <button class="launcher" type="button" aria-expanded="false"><span class="label"></span>
           <span class="badge" hidden></span></button>`;
+      if (sheet) root.adoptedStyleSheets = [sheet];
+      else root.prepend(Object.assign(document.createElement("style"), { textContent: css }));
       const $ = (sel) => root.querySelector(sel);
       this.panel = $(".panel");
       this.log = $(".log");
@@ -218,14 +252,16 @@
       $(".dismiss").addEventListener("click", () => this.hideBubble());
       this.applyOptions({ color: data.color, position: data.position, greeting: data.greeting });
 
-      this.state = parseJson(localStorage.getItem(STORE)) || {};
+      this.local = storage("localStorage");
+      this.session = storage("sessionStorage");
+      this.state = parseJson(this.local.getItem(STORE)) || {};
       this.outbox = this.state.outbox || [];
       this.unread = 0;
       // Highest seq shown in this page: a fresh page replays the whole transcript.
       this.rendered = 0;
       this.cards = {};
       this.backoff = 500;
-      if (this.state.open) this.toggle(true, false);
+      if (this.openOnStart ?? this.state.open) this.toggle(true, false);
       this.connect();
       this.startProactive();
     }
@@ -236,8 +272,13 @@
       if (name === "config") this.applyOptions(arg || {});
       else if (name === "page") this.setPage(arg || {});
       else if (name === "identity") this.setIdentity(typeof arg === "string" ? arg : null);
-      else if (name === "open") this.toggle(true, false);
-      else if (name === "close") this.toggle(false, false);
+      else if (name === "open" || name === "close") this.openOrClose(name === "open");
+    }
+
+    // Queued before the script ran, the element is not built yet: it opens once it is.
+    openOrClose(open) {
+      if (this.shadowRoot) this.toggle(open, false);
+      else this.openOnStart = open;
     }
 
     // A token signed by the shop's backend; the gateway checks the signature (never the widget).
@@ -269,7 +310,7 @@
       root.querySelector(".panel").setAttribute("aria-label", s.title);
       root.querySelector(".close").setAttribute("aria-label", s.close);
       root.querySelector(".launcher .label").textContent = s.launcher;
-      this.launcher.setAttribute("aria-label", s.open);
+      this.launcher.setAttribute("aria-label", this.hasAttribute("open") ? s.close : s.open);
       this.input.placeholder = s.placeholder;
       this.input.setAttribute("aria-label", s.placeholder);
       root.querySelector("form.compose button").textContent = s.send;
@@ -290,7 +331,9 @@
     toggle(open, byUser) {
       this.toggleAttribute("open", open);
       this.launcher.setAttribute("aria-expanded", String(open));
+      this.launcher.setAttribute("aria-label", open ? this.strings.close : this.strings.open);
       this.state.open = open;
+      if (open) this.state.seen = this.rendered;
       this.save();
       if (open) {
         this.unread = 0;
@@ -305,7 +348,7 @@
     }
 
     startProactive() {
-      const shown = sessionStorage.getItem(SESSION + ":prompted");
+      const shown = this.session.getItem(SESSION + ":prompted");
       if (shown || this.state.conversation_id) return;
       const started = Date.now();
       let lastActivity = Date.now();
@@ -323,7 +366,7 @@
           (!r.minCartValue || cartValue() >= r.minCartValue));
         if (rule && rule.text) {
           clearInterval(this.proactiveTimer);
-          sessionStorage.setItem(SESSION + ":prompted", "1");
+          this.session.setItem(SESSION + ":prompted", "1");
           this.shadowRoot.querySelector(".bubble-text").textContent = String(rule.text);
           this.bubble.hidden = false;
         }
@@ -336,7 +379,9 @@
 
     save() {
       this.state.outbox = this.outbox;
-      localStorage.setItem(STORE, JSON.stringify(this.state));
+      try {
+        this.local.setItem(STORE, JSON.stringify(this.state));
+      } catch (_) { /* storage full: this page still has the state */ }
     }
 
     connect() {
@@ -371,7 +416,7 @@
         this.setStatus("");
         if (frame.resume_token) {
           this.state = { ...this.state, conversation_id: frame.conversation_id,
-                         resume_token: frame.resume_token, last_seq: 0 };
+                         resume_token: frame.resume_token, last_seq: 0, seen: 0 };
           this.log.textContent = "";
           this.rendered = 0;
           this.save();
@@ -418,6 +463,7 @@
         if (frame.seq <= this.rendered) return;
         this.rendered = frame.seq;
         this.state.last_seq = frame.seq;
+        if (this.hasAttribute("open")) this.state.seen = frame.seq;
         this.save();
         this.event(frame);
       }
@@ -426,7 +472,9 @@
     event(frame) {
       if (frame.type === "message") {
         this.render(frame);
-        if (frame.author !== "shopper" && !this.hasAttribute("open")) {
+        // A new page replays the transcript: only what came after the shopper last had
+        // the chat open is unread.
+        if (frame.author !== "shopper" && frame.seq > (this.state.seen || 0)) {
           this.unread += 1;
           this.badge.textContent = String(this.unread);
           this.badge.hidden = false;
@@ -572,6 +620,9 @@
     }
 
     setStatus(text, action, onAction) {
+      // The banner takes room from the message list: keep the newest message in view.
+      const log = this.log;
+      const atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 4;
       this.statusEl.textContent = text;
       if (action) {
         const b = document.createElement("button");
@@ -581,6 +632,7 @@
         this.statusEl.appendChild(b);
       }
       this.statusEl.classList.toggle("on", Boolean(text));
+      if (atEnd) log.scrollTop = log.scrollHeight;
     }
   }
 
@@ -591,7 +643,15 @@
     const queued = (window.shopchat && window.shopchat.q) || [];
     queued.forEach((args) => el.command(args[0], args[1]));
     window.shopchat = (name, arg) => el.command(name, arg);
-    document.body.appendChild(el);
+    // A transform, filter, will-change or contain on an ancestor makes position: fixed
+    // relative to that ancestor (the launcher scrolls away with a long page). The top
+    // layer has no ancestors' effects; without popover, <html> is the safest parent.
+    if (el.showPopover) {
+      el.popover = "manual";
+      document.body.appendChild(el);
+    } else {
+      document.documentElement.appendChild(el);
+    }
   };
   if (document.body) mount(); else document.addEventListener("DOMContentLoaded", mount);
 })();

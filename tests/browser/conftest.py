@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, async_playwright, expect
 
 from bot.settings import PROJECT_DIR
 
@@ -15,12 +15,16 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = PROJECT_DIR / "test-artifacts"
+#: Playwright's 5 s default is short for a Rasa turn on a busy 2-core machine (the first
+#: knowledge-base answer also loads the embedding model).
+EXPECT_TIMEOUT_MS = 20_000
 
 
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} not found: install Debian's Chromium (apt-get install chromium)")
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=ARGS

@@ -201,3 +201,40 @@ async def test_the_admin_api_needs_a_staff_or_admin_session(workbench: Gateway) 
             await ws.send_json({"type": "auth", "token": staff_token})
             refused = await ws.receive_json()
             assert "use /admin/" in refused["reason"]
+
+
+async def test_the_transcript_shows_names_as_typed_and_an_open_handoff_as_open(
+    browser: Browser, workbench: Gateway,
+) -> None:
+    name = 'Eve <img src=x onerror="window.__xss=1">'
+    store = ConversationStore(workbench.settings.gateway_db)
+    conversation, _ = store.create_conversation(None)
+    store.append(conversation.id, {"type": "message", "author": "shopper",
+                                   "text": "can I talk to someone"})
+    store.append(conversation.id, {"type": "message", "author": "agent",
+                                   "agent": {"id": "a1", "name": name}, "text": "Eve here"})
+    now = time.time()
+    store.db.execute(
+        "INSERT INTO handoffs (conversation_id, state, trigger, reason, queued_at, assigned_at)"
+        " VALUES (?, 'assigned', 'requested', 'shopper asked for a person', ?, ?)",
+        [conversation.id, now - 60, now - 30])
+    store.close()
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        await sign_in(page, workbench, "kim@shop.example",
+                      f"/admin/conversation?id={conversation.id}")
+        await expect(page.get_by_role("heading", level=1)).to_have_text("shopchat workbench")
+        facts = page.locator("#conversation-facts")
+        await expect(facts).to_contain_text("1 handoff: open, with an agent")
+        assert "ended" not in await facts.inner_text()
+        # As rendered (inner text, after any CSS text-transform), not just as stored.
+        await expect(page.locator("#transcript .agent .who")).to_have_text(
+            name, use_inner_text=True)
+        await expect(page.locator("#transcript .shopper .who")).to_have_text(
+            "Shopper", use_inner_text=True)
+        assert await page.evaluate("window.__xss") is None
+        await page.goto(f"{workbench.http}/admin/")
+        await expect(page.get_by_role("heading", level=1)).to_have_text("shopchat workbench")
+    finally:
+        await context.close()

@@ -111,3 +111,44 @@ async def test_the_sign_in_form_works_with_the_keyboard_alone(
         await context.close()
 
 
+
+
+async def test_the_console_has_a_main_heading_and_a_transcript_the_keyboard_can_scroll(
+    browser: Browser, gateway: Gateway
+) -> None:
+    add_agent(gateway.settings, "lee@shop.example", "Lee")
+    context = await browser.new_context(viewport={"width": 1280, "height": 520})
+    try:
+        page = await context.new_page()
+        await sign_in(page, gateway, "lee@shop.example")
+        await expect(page.locator("#me")).to_have_text("Lee")
+        await expect(page.get_by_role("heading", level=1)).to_have_text("shopchat agent console")
+
+        async with connect(gateway.url) as ws:
+            shopper = ChatClient(ws)
+            await shopper.hello()
+            await shopper.turn("hi")
+            await shopper.say("I want to talk to a real person please")
+            await shopper.recv_until(lambda f: f.get("mode") == "agent")
+            for n in range(8):
+                await shopper.say(f"one more detail, number {n}")
+            transcript = page.get_by_role("list", name="Transcript")
+            await expect(transcript.locator("li.shopper").last).to_contain_text("number 7")
+            assert await transcript.evaluate("t => t.scrollHeight > t.clientHeight")
+
+            # A scrolling region without a focusable child: Tab must reach it, and the
+            # keys then scroll it.
+            await page.locator("#close").focus()
+            for _ in range(10):
+                await page.keyboard.press("Tab")
+                if await transcript.evaluate("t => document.activeElement === t"):
+                    break
+            else:
+                pytest.fail("Tab never reaches the transcript")
+            for key, at in (("Home", "t.scrollTop === 0"),
+                            ("End", "t.scrollTop + t.clientHeight >= t.scrollHeight - 2")):
+                await page.keyboard.press(key)
+                await page.wait_for_function(
+                    f"() => {{ const t = document.getElementById('transcript'); return {at}; }}")
+    finally:
+        await context.close()

@@ -261,6 +261,19 @@
 
   // -- one conversation -------------------------------------------------------
 
+  // Names are shown as typed (an agent's name is theirs); only the roles get a label.
+  const AUTHORS = { shopper: "Shopper", bot: "Bot", agent: "Agent", system: "System" };
+  // A handoff still in one of the first three states has not ended.
+  const HANDOFF_STATES = { new: "open, being queued", queued: "open, waiting in the queue",
+    assigned: "open, with an agent", unstaffed: "no agent was online, the bot kept the chat",
+    left: "ended, the shopper left the queue", offline: "ended, the shopper left a message",
+    returned: "ended, handed back to the bot", closed: "ended" };
+
+  function handoffState(h) {
+    const text = HANDOFF_STATES[h.state] || h.state;
+    return h.resolution ? text + " (" + h.resolution.replace(/_/g, " ") + ")" : text;
+  }
+
   const EVENTS = {
     handoff: (f) => "Handed to a person (" + f.trigger + "): " + f.reason,
     offline_received: () => "Shopper left an offline message",
@@ -284,8 +297,8 @@
       "started " + new Date(record.created_at * 1000).toLocaleString(),
       page.type ? "on a " + page.type + " page" + (page.sku ? " (" + page.sku + ")" : "") : "",
       record.customer_id ? "signed-in customer " + record.customer_id : "guest",
-      record.handoffs.length ? record.handoffs.length + " handoff(s), ended "
-        + (record.handoffs.map((h) => h.resolution || h.state).join(", ")) : "no handoff",
+      record.handoffs.length ? (record.handoffs.length === 1 ? "1 handoff: " : record.handoffs.length
+        + " handoffs: ") + record.handoffs.map(handoffState).join("; ") : "no handoff",
     ].filter(Boolean).join(" · ");
     const list = $("transcript");
     list.replaceChildren();
@@ -294,7 +307,8 @@
       let line;
       if (frame.type === "message") {
         line = el("li", undefined, "line " + frame.author);
-        line.append(el("span", frame.agent ? frame.agent.name : frame.author, "who"), el("span", frame.text || ""));
+        const who = frame.agent ? frame.agent.name : AUTHORS[frame.author] || frame.author;
+        line.append(el("span", who, "who"), el("span", frame.text || ""));
         if (frame.author === "shopper" && reviewed && (frame.text || "").trim() === reviewed) {
           line.classList.add("reviewed");
           line.setAttribute("aria-label", "The message under review: " + frame.text);
