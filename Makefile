@@ -56,6 +56,8 @@ bench: train
 	$(VENV)/bin/python bench/bot_turn.py
 	$(VENV)/bin/python bench/agent_relay.py
 	$(VENV)/bin/python bench/kb_search.py
+	$(VENV)/bin/python bench/kb_fusion.py --use
+	$(VENV)/bin/python bench/train.py
 
 clean:
 	rm -rf $(VENV) $(RASA_VENV) models var .pytest_cache .mypy_cache .ruff_cache

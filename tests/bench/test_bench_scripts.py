@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bot.settings import PROJECT_DIR
 
 
@@ -42,3 +44,18 @@ def test_kb_search_bench_runs_and_reports_every_step(tmp_path: Path) -> None:
         figures = result["results"][step]
         assert figures["n"] == result["questions"]
         assert 0 < figures["p50_ms"] <= figures["p99_ms"]
+
+
+@pytest.mark.slow
+def test_train_bench_trains_from_scratch_and_finds_nothing_to_redo(tmp_path: Path) -> None:
+    output = tmp_path / "train.json"
+    completed = subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "bench" / "train.py"), "--output", str(output)],
+        capture_output=True, text=True, timeout=900, check=False, cwd=PROJECT_DIR,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(output.read_text())
+    assert result["cores"] >= 1
+    assert result["from_scratch"]["runs"] == result["unchanged"]["runs"] == 1
+    # The unchanged retrain is the fingerprint check alone: far less than a training.
+    assert result["unchanged"]["median_s"] < result["from_scratch"]["median_s"]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bot.identity import LEEWAY
 from bot.store.base import ShopStore
 from bot.store.models import Order
 from tests.flows.conftest import (
@@ -152,14 +153,15 @@ async def test_an_identified_shopper_without_a_number_picks_from_their_orders(
 async def test_a_forged_identity_is_ignored(chat: Any, shop: ShopStore, forgery: str) -> None:
     order = pick_order(shop, "cus_0001", lambda o: o.status == "delivered")
     if forgery == "wrong secret":
-        token = identity("cus_0001", secret="guessed-secret")
+        token = identity("cus_0001", secret="a-guessed-secret-just-as-long-as-the-real-one")
     elif forgery == "tampered":
-        other, signature = identity("cus_0002").split(".")
-        real, _ = identity("cus_0001").split(".")
-        token = f"{real}.{signature}"
-        assert other != real
+        # cus_0001's claims under the signature the shop made for cus_0002.
+        header, claims, _ = identity("cus_0001").split(".")
+        _, other, signature = identity("cus_0002").split(".")
+        token = f"{header}.{claims}.{signature}"
+        assert other != claims
     else:
-        token = identity("cus_0001", ttl=-10)
+        token = identity("cus_0001", ttl=-(LEEWAY + 60))  # expired beyond the clock-skew leeway
     async with chat() as client:
         await client.hello(identity=token)
         frames = await client.turn("hello")
