@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import bot
 from bot.settings import Settings
 from shopchat.exceptions import ShopchatError
 
@@ -45,5 +46,9 @@ def rasa_env(settings: Settings, **extra: str) -> dict[str, str]:
             "RASA_CACHE_DIRECTORY": str(settings.var_path / "rasa-cache"),
         }
     )
+    # config.yml names our own components (bot.nlu.*): Rasa must import them from
+    # this code, whatever project directory it trains or runs in.
+    code = str(Path(bot.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (code, env.get("PYTHONPATH")) if p)
     env.update(extra)
     return env

@@ -44,10 +44,11 @@ def project_copy(tmp_path: Path, config: str, live_model: Path) -> Settings:
 def test_a_damaging_training_change_is_refused_and_the_live_model_stays(
     trained_model: Path, tmp_path: Path,
 ) -> None:
-    # The damage: one epoch of training instead of a hundred.
+    # The damage: the classifier regularised into near-uselessness.
     config = (PROJECT_DIR / "config.yml").read_text()
-    settings = project_copy(tmp_path, re.sub(r"epochs: \d+", "epochs: 1", config),
-                            trained_model)
+    damaged, n = re.subn(r"\bC: [\d.]+", "C: 0.0001", config)
+    assert n == 1, "config.yml no longer sets the classifier's C"
+    settings = project_copy(tmp_path, damaged, trained_model)
     models = settings.models_path
     live = json.loads((models / "current.json").read_text())
 
