@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from bot.settings import PROJECT_DIR, Settings
 from shopchat.rasa_env import RASA_DATA_DIRS, rasa_env, rasa_executable
 
 
+@pytest.mark.slow
 def test_rasa_data_validate_passes() -> None:
     settings = Settings()
     completed = subprocess.run(

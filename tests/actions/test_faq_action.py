@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
@@ -25,6 +26,7 @@ async def ask(text: str, entities: list[dict[str, Any]] | None = None) -> list[d
     return dispatcher.messages
 
 
+@pytest.mark.slow
 async def test_close_articles_are_offered_and_picking_one_answers_it(kb: KnowledgeBase) -> None:
     (choice,) = await ask("returns")
     assert "Which one do you mean?" in choice["text"]

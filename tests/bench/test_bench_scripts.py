@@ -12,6 +12,7 @@ import pytest
 from bot.settings import PROJECT_DIR
 
 
+@pytest.mark.slow
 def test_agent_relay_bench_runs_and_reports_both_servers(tmp_path: Path) -> None:
     output = tmp_path / "relay.json"
     completed = subprocess.run(
@@ -30,6 +31,7 @@ def test_agent_relay_bench_runs_and_reports_both_servers(tmp_path: Path) -> None
         assert isinstance(figures["kib_per_idle_connection"], int | float)
 
 
+@pytest.mark.slow
 def test_kb_search_bench_runs_and_reports_every_step(tmp_path: Path) -> None:
     output = tmp_path / "kb.json"
     completed = subprocess.run(

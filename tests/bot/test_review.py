@@ -104,6 +104,7 @@ def test_verdicts_become_training_examples_without_contradictions(tmp_path: Path
         decide(tmp_path / "gateway.db", inbox, ["0000"], "faq", "kim")
 
 
+@pytest.mark.slow
 def test_the_reviewed_file_passes_rasa_data_validate(tmp_path: Path) -> None:
     seed(tmp_path)
     project = tmp_path / "project"
@@ -126,6 +127,7 @@ def test_the_reviewed_file_passes_rasa_data_validate(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_the_review_commands(tmp_path: Path) -> None:
     seed(tmp_path / "var")
     project = tmp_path / "project"

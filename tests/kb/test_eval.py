@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bot.kb.index import Embedder
 from bot.settings import PROJECT_DIR
 from shopchat.kb_eval import evaluate_kb
@@ -17,6 +19,7 @@ HELDOUT = PROJECT_DIR / "tests" / "kb" / "heldout_queries.csv"
 CALIBRATION = PROJECT_DIR / "tests" / "kb" / "calibration_queries.csv"
 
 
+@pytest.mark.slow
 def test_heldout_paraphrases_find_the_right_article(embedder: Embedder) -> None:
     report = evaluate_kb(KB, HELDOUT, embedder)
     assert report["n"] >= 60
@@ -32,6 +35,7 @@ def test_heldout_paraphrases_find_the_right_article(embedder: Embedder) -> None:
     assert report["retrieval"]["lexical"].startswith("sqlite fts5 bm25")
 
 
+@pytest.mark.slow
 def test_calibration_off_topic_questions_stay_below_the_answer_bar(embedder: Embedder) -> None:
     report = evaluate_kb(KB, CALIBRATION, embedder)
     assert report["off_topic"]["n"] >= 20
@@ -55,6 +59,7 @@ def test_query_sets_are_not_copies_of_article_questions_or_of_each_other() -> No
     assert not queries(HELDOUT) & queries(CALIBRATION)
 
 
+@pytest.mark.slow
 def test_eval_kb_prints_json_last(tmp_path: Path) -> None:
     queries = tmp_path / "q.csv"
     queries.write_text("query,article_id\nhow much is postage to germany,shipping-costs\n"
@@ -89,6 +94,7 @@ def test_kb_build_fails_on_a_broken_article_and_names_it(tmp_path: Path) -> None
     assert not (tmp_path / "models" / "kb" / "current.json").exists()
 
 
+@pytest.mark.slow
 def test_kb_search_shows_scores_and_the_decision(tmp_path: Path) -> None:
     env = {"SHOPCHAT_MODELS_DIR": str(tmp_path / "models"), "PATH": "/usr/bin",
            "HF_HUB_OFFLINE": "1"}

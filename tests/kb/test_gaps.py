@@ -77,6 +77,7 @@ def test_real_questions_fall_into_their_topics() -> None:
     assert gaps[1].nearest is not None  # the closest existing article, to extend or not
 
 
+@pytest.mark.slow
 def test_kb_gaps_and_kb_new_make_a_draft_the_build_refuses_until_written(
     tmp_path: Path,
 ) -> None:
