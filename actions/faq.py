@@ -10,8 +10,9 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from bot.cards import article_payload
 from bot.kb.answer import Decision, decide
-from bot.kb.index import IndexMissing, Match, Retriever
+from bot.kb.index import IndexMissing, Retriever
 from bot.kb.log import KBLog
 from bot.settings import Settings
 
@@ -63,15 +64,13 @@ def _feedback_buttons(article_id: str) -> list[dict[str, str]]:
             {"title": "Not really", "payload": payload("no")}]
 
 
-def _answer_text(match: Match) -> str:
-    return f"{match.body}\n\nMore: {match.url}" if match.url else match.body
-
-
 def kb_reply(dispatcher: CollectingDispatcher, decision: Decision) -> None:
     """Say what a decision means: the article, a choice, or an honest "I don't know"."""
     if decision.kind == "answer" and decision.best is not None:
-        dispatcher.utter_message(text=_answer_text(decision.best),
-                                 buttons=_feedback_buttons(decision.best.article_id))
+        best = decision.best
+        # The text is the answer; the title and link travel beside it as a card.
+        dispatcher.utter_message(text=best.body, buttons=_feedback_buttons(best.article_id),
+                                 json_message=article_payload(best.title, best.url))
     elif decision.kind == "choose":
         buttons = [{"title": m.title,
                     "payload": "/faq" + json.dumps({"article_id": m.article_id},

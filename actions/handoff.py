@@ -27,7 +27,12 @@ def _handoff_reason(tracker: Tracker) -> tuple[str, str]:
 
 
 class ActionHandoff(Action):
-    """Tell the shopper a person is coming and ask the gateway to queue the chat."""
+    """Ask the gateway to queue the chat for a person.
+
+    The bot says nothing itself: the gateway's desk tells the shopper what
+    happens next, because only it knows whether anyone is online (queued, or
+    "leave us a message"), so the shopper reads one announcement, not two.
+    """
 
     def name(self) -> str:
         return "action_handoff"
@@ -39,7 +44,6 @@ class ActionHandoff(Action):
         domain: dict[str, Any],
     ) -> list[dict[str, Any]]:
         trigger, reason = _handoff_reason(tracker)
-        dispatcher.utter_message(response="utter_handoff")
         dispatcher.utter_message(json_message=handoff_payload(reason, trigger))
         return [SlotSet("human_offered", False)]
 

@@ -34,7 +34,6 @@ def interrupted(dispatcher: CollectingDispatcher, tracker: Tracker) -> dict[str,
     if intent in ("human_handoff", "complain"):
         if intent == "complain":
             dispatcher.utter_message(response="utter_complain")
-        dispatcher.utter_message(response="utter_handoff")
         reason = "shopper complained" if intent == "complain" else "shopper asked for a person"
         trigger = "complaint" if intent == "complain" else "requested"
         dispatcher.utter_message(json_message=handoff_payload(reason, trigger))

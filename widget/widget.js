@@ -62,6 +62,12 @@
     rate: "Rate {score} out of 5",
     comment: "Anything to add? (optional)",
     dismiss: "Dismiss",
+    readMore: "Read more",
+    byBot: "Our assistant answers right away",
+    byPerson: "A person from our team will answer shortly",
+    byPersonIn: "A person from our team will answer in about {minutes} min",
+    byAgent: "{name} from our team is answering",
+    byEmail: "Our assistant is here; our team replies by email",
   };
 
   const css = `
@@ -101,6 +107,7 @@
              justify-content: space-between; align-items: center; font-weight: 600; }
     header button { background: none; border: 0; color: #fff; font-size: 22px; line-height: 1;
                     padding: 2px 8px; }
+    .sub { display: block; font-size: 13px; font-weight: 400; }
     .status { font-size: 14px; padding: 6px 16px; background: #fff4d6; color: #3d3000; display: none; }
     .status.on { display: block; }
     .status button { margin-left: 8px; border: 1px solid #8a6d1f; background: #fff; color: #3d3000;
@@ -114,7 +121,14 @@
     .system { background: #fff4d6; color: #3d3000; align-self: center; font-size: 14px; text-align: center; }
     .shopper { background: var(--accent); color: #fff; align-self: flex-end; }
     .pending { opacity: .6; }
-    .who { display: block; font-size: 12px; color: #4a4a4a; margin-bottom: 2px; font-weight: 600; }
+    .who { display: flex; align-items: center; gap: 6px; font-size: 12px; color: #4a4a4a;
+           margin-bottom: 2px; font-weight: 600; }
+    .av { width: 22px; height: 22px; border-radius: 50%; background: var(--accent); color: #fff;
+          font-size: 10px; display: inline-flex; align-items: center; justify-content: center; }
+    .msg strong { display: block; margin-bottom: 2px; }
+    .more { display: block; margin-top: 6px; font-weight: 600; }
+    .msg[data-time]::after { content: attr(data-time); display: block; font-size: 11px;
+                             opacity: .75; text-align: right; margin-top: 2px; }
     .buttons { display: flex; flex-wrap: wrap; gap: 6px; }
     .buttons button { border: 1px solid var(--accent); background: #fff; color: var(--accent);
                       border-radius: 16px; padding: 4px 12px; }
@@ -166,27 +180,43 @@
     return String(raw).replace(/[^A-Za-z0-9_.:-]/g, "");
   }
 
+  /* A link that opens in a new tab, for http(s) URLs only; otherwise null. */
+  function link(raw, text) {
+    let url = null;
+    try { url = new URL(raw); } catch (_) { url = null; }
+    if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) return null;
+    const a = document.createElement("a");
+    a.href = url.href;
+    a.textContent = text;
+    a.target = "_blank";
+    a.rel = "noopener noreferrer";
+    return a;
+  }
+
   /* Text with http(s) links made clickable; everything else stays text. */
   function richText(parent, text) {
     let last = 0;
     for (const match of text.matchAll(URL_RE)) {
       const raw = match[0].replace(/[.,;:!?)]+$/, "");
       parent.appendChild(document.createTextNode(text.slice(last, match.index)));
-      let url = null;
-      try { url = new URL(raw); } catch (_) { url = null; }
-      if (url && (url.protocol === "http:" || url.protocol === "https:")) {
-        const a = document.createElement("a");
-        a.href = url.href;
-        a.textContent = raw;
-        a.target = "_blank";
-        a.rel = "noopener noreferrer";
-        parent.appendChild(a);
-      } else {
-        parent.appendChild(document.createTextNode(raw));
-      }
+      parent.appendChild(link(raw, raw) || document.createTextNode(raw));
       last = match.index + raw.length;
     }
     parent.appendChild(document.createTextNode(text.slice(last)));
+  }
+
+  /* A message's time, in the shopper's clock and locale: drawn by CSS from data-time, so
+     the message's text stays what was said; the full date is its tooltip. */
+  function stamp(el, ts) {
+    if (typeof ts !== "number") return;
+    const at = new Date(ts * 1000);
+    el.dataset.time = at.toLocaleTimeString([], { hour: "numeric", minute: "2-digit" });
+    el.title = at.toLocaleString();
+  }
+
+  /* "Ola Berg" → "OB": the agent's initials for the avatar. */
+  function initials(name) {
+    return name.split(/\s+/).filter(Boolean).slice(0, 2).map((w) => [...w][0]).join("").toUpperCase();
   }
 
   function parseJson(text) {
@@ -213,7 +243,8 @@
       root.innerHTML = `<div class="bubble" hidden role="status"><span class="bubble-text"></span>
           <button class="dismiss" type="button">×</button></div>
         <div class="panel" role="dialog" aria-modal="false">
-          <header><span class="title"></span><button class="close" type="button">×</button></header>
+          <header><div><span class="title"></span><span class="sub"></span></div>
+            <button class="close" type="button">×</button></header>
           <div class="status" role="status"></div>
           <div class="log" role="log" aria-live="polite" aria-relevant="additions"></div>
           <div class="typing" aria-live="polite"></div>
@@ -251,6 +282,7 @@
       });
       $(".dismiss").addEventListener("click", () => this.hideBubble());
       this.applyOptions({ color: data.color, position: data.position, greeting: data.greeting });
+      this.setWho(this.strings.byBot);
 
       this.local = storage("localStorage");
       this.session = storage("sessionStorage");
@@ -459,6 +491,7 @@
           (minutes ? fill(this.strings.waitMinutes, { minutes }) : "") + ".";
         this.setStatus(text, this.strings.leaveQueue,
           () => this.send(null, null, { type: "leave_queue" }));
+        this.setWho(minutes ? fill(this.strings.byPersonIn, { minutes }) : this.strings.byPerson);
       } else if (typeof frame.seq === "number") {
         if (frame.seq <= this.rendered) return;
         this.rendered = frame.seq;
@@ -482,7 +515,13 @@
       } else if (frame.type === "mode") {
         this.agentName = frame.mode === "agent" && frame.agent ? frame.agent.name : null;
         if (frame.mode !== "queued") this.setStatus("");
-      } else if (frame.type === "offline_form") this.offlineForm(frame.handoff_id);
+        const s = this.strings;
+        this.setWho(this.agentName ? fill(s.byAgent, { name: this.agentName })
+          : frame.mode === "queued" ? s.byPerson : s.byBot);
+      } else if (frame.type === "offline_form") {
+        this.offlineForm(frame.handoff_id);
+        this.setWho(this.strings.byEmail);
+      }
       else if (frame.type === "offline_received") this.closeCard("offline:" + frame.handoff_id);
       else if (frame.type === "csat_request") this.csatCard(frame);
       else if (frame.type === "csat_received") this.closeCard("csat:" + frame.handoff_id);
@@ -496,9 +535,26 @@
 
     render(frame) {
       const pending = frame.client_id && this.pendingLine(frame.client_id);
-      if (pending) { pending.classList.remove("pending"); return; }
+      if (pending) {
+        this.keepEnd(() => { pending.classList.remove("pending"); stamp(pending, frame.ts); });
+        return;
+      }
       const who = frame.author === "agent" && frame.agent ? frame.agent.name : null;
       const el = this.addLine(frame.author, frame.text, who);
+      const art = frame.article;
+      if (art && art.title) {
+        // A help article as a card: its title, the answer, a link to read the whole of it.
+        const title = document.createElement("strong");
+        title.textContent = art.title;
+        el.prepend(title);
+        const more = art.url && link(art.url, this.strings.readMore);
+        if (more) {
+          more.className = "more";
+          more.setAttribute("aria-label", this.strings.readMore + ": " + art.title);
+          el.appendChild(more);
+        }
+      }
+      stamp(el, frame.ts);
       if (frame.buttons && frame.buttons.length) {
         const row = document.createElement("div");
         row.className = "buttons";
@@ -510,8 +566,8 @@
           row.appendChild(btn);
         });
         el.after(row);
-        this.log.scrollTop = this.log.scrollHeight;
       }
+      this.log.scrollTop = this.log.scrollHeight;
     }
 
     addLine(author, text, who) {
@@ -520,7 +576,11 @@
       if (who) {
         const name = document.createElement("span");
         name.className = "who";
-        name.textContent = who;
+        const av = document.createElement("span");
+        av.className = "av";
+        av.setAttribute("aria-hidden", "true");
+        av.textContent = initials(who);
+        name.append(av, who);
         el.appendChild(name);
       }
       if (author === "shopper") el.appendChild(document.createTextNode(text));
@@ -619,10 +679,24 @@
       if (on) this.typingTimer = setTimeout(() => this.sendTyping(false), 5000);
     }
 
-    setStatus(text, action, onAction) {
-      // The banner takes room from the message list: keep the newest message in view.
+    // The header's second line: who answers now, and how soon.
+    setWho(text) {
+      this.keepEnd(() => { this.shadowRoot.querySelector(".sub").textContent = text; });
+    }
+
+    // A taller header or banner takes room from the message list: keep the newest in view.
+    keepEnd(change) {
       const log = this.log;
       const atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 4;
+      change();
+      if (atEnd) log.scrollTop = log.scrollHeight;
+    }
+
+    setStatus(text, action, onAction) {
+      this.keepEnd(() => this.status(text, action, onAction));
+    }
+
+    status(text, action, onAction) {
       this.statusEl.textContent = text;
       if (action) {
         const b = document.createElement("button");
@@ -632,7 +706,6 @@
         this.statusEl.appendChild(b);
       }
       this.statusEl.classList.toggle("on", Boolean(text));
-      if (atEnd) log.scrollTop = log.scrollHeight;
     }
   }
 

@@ -4,6 +4,8 @@ and a hostile shop stylesheet."""
 
 from __future__ import annotations
 
+import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -48,10 +50,21 @@ async def test_faq_answer_reload_and_a_person_taking_over(
         await page.goto(f"{gateway.http}/demo/product.html?sku=TENT-RIDGE-2P")
         await open_widget(page)
         log = chat(page).locator(".log")
+        header = chat(page).locator("header .sub")
+        await expect(header).to_have_text("Our assistant answers right away")
         await say(page, "how long does a refund take?")
-        await expect(log.locator(".msg.bot").last).to_contain_text(REFUND)
-        link = log.locator(".msg.bot a").last
+        answer = log.locator(".msg.bot").last
+        await expect(answer).to_contain_text(REFUND)
+        # A card: the article's title, the answer, a "Read more" link, not a bare URL.
+        await expect(answer.locator("strong")).to_have_text("Refunds")
+        link = answer.locator("a.more")
+        await expect(link).to_have_text("Read more")
         await expect(link).to_have_attribute("href", "https://trailhead.example/help/refunds")
+        assert "https://" not in await answer.inner_text()
+        # Every stored message carries its time, in the shopper's clock.
+        asked = log.locator(".msg.shopper").last
+        for said in (asked, answer):
+            await expect(said).to_have_attribute("data-time", re.compile(r"^\d{1,2}.\d{2}"))
         await expect(log.locator(".buttons button").filter(has_text="that helped")).to_be_visible()
         await page.screenshot(path=str(artifacts / "widget-desktop.png"))
 
@@ -73,7 +86,9 @@ async def test_faq_answer_reload_and_a_person_taking_over(
         await agent.press("#reply", "Enter")
         reply = log.locator(".msg.agent").last
         await expect(reply).to_contain_text("Ola here")
-        await expect(reply.locator(".who")).to_have_text("Ola")
+        await expect(reply.locator(".who")).to_contain_text("Ola")
+        await expect(reply.locator(".who .av")).to_have_text("O")
+        await expect(header).to_have_text("Ola from our team is answering")
 
         await say(page, XSS)
         await expect(agent.locator("#transcript li.shopper").last).to_contain_text("<img src=x")
@@ -115,6 +130,38 @@ async def test_keyboard_only_reaches_and_sends_a_message(browser: Browser,
         await expect(chat(page).locator(".msg.bot").last).to_contain_text(GREETING)
         await page.keyboard.press("Escape")
         await expect(chat(page).locator(".panel")).to_be_hidden()
+    finally:
+        await context.close()
+
+
+async def test_with_nobody_online_the_shopper_leaves_a_message_and_is_told_once(
+    browser: Browser, gateway: Gateway
+) -> None:
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        await page.goto(f"{gateway.http}/demo/")
+        await open_widget(page)
+        log = chat(page).locator(".log")
+        await say(page, "I want to talk to a real person please")
+        form = log.locator(".card").filter(has_text="Leave us a message")
+        await expect(form).to_be_visible()
+        # The header says how the team answers now; one message says why, none says
+        # that a person is on the way.
+        await expect(chat(page).locator("header .sub")).to_have_text(
+            "Our assistant is here; our team replies by email")
+        notices = log.locator(".msg:not(.shopper)").filter(has_text=re.compile(
+            "person|online", re.I))
+        await expect(notices).to_have_count(1)
+        await expect(notices).to_contain_text("No one from our team is online")
+        await form.get_by_label("Your email").fill("sam@example.com")
+        await form.get_by_label("Your message").fill("Can I change the colour of my tent?")
+        await form.get_by_role("button", name="Send message").click()
+        await expect(form).to_have_count(0)
+        with sqlite3.connect(gateway.settings.gateway_db) as conn:
+            stored = conn.execute("SELECT message FROM tickets WHERE email = ?",
+                                  ["sam@example.com"]).fetchall()
+        assert stored == [("Can I change the colour of my tent?",)]
     finally:
         await context.close()
 

@@ -6,6 +6,7 @@ launcher's label, touch targets on a phone, focus rings."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -254,12 +255,21 @@ async def test_the_queue_banner_keeps_the_newest_message_in_view(
             await say(page, "I want to talk to a real person please")
             banner = chat(page).locator(".status")
             await expect(banner).to_contain_text("Waiting for a person")
+            await expect(chat(page).locator("header .sub")).to_have_text(re.compile(
+                r"A person from our team will answer (shortly|in about \d+ min)"))
             await page.wait_for_timeout(300)  # any later frame would scroll the list anyway
             log = chat(page).locator(".log")
             at_end = await log.evaluate(
                 "l => l.scrollHeight - l.scrollTop - l.clientHeight < 4")
             assert await log.evaluate("l => l.scrollHeight > l.clientHeight")
             assert at_end, "the newest message is hidden under the queue banner"
+            # Exactly one message after the request says a person is coming.
+            announced = await log.evaluate("""l => {
+                const msgs = [...l.querySelectorAll('.msg')];
+                const asked = msgs.findLastIndex(m => m.classList.contains('shopper'));
+                return msgs.slice(asked + 1).map(m => m.textContent)
+                           .filter(t => /person|someone/i.test(t)); }""")
+            assert len(announced) == 1, announced
     finally:
         await context.close()
         await gateway.stop()

@@ -85,6 +85,11 @@ async def test_person_requested_queued_claimed_answered_and_handed_back(
             kinds = [f["type"] for f in frames]
             assert "handoff" in kinds and frames[-1] == {**frames[-1], "mode": "queued"}
             queue = await client.recv_until(lambda f: f["type"] == "queue")
+            # One announcement, from the desk that knows someone is online; none from the bot.
+            said = [f for f in frames + queue
+                    if f["type"] == "message" and f["author"] != "shopper"]
+            assert [f["author"] for f in said] == ["system"]
+            assert "connecting you with a person" in said[0]["text"]
             assert queue[-1]["position"] == 1 and queue[-1]["wait_seconds"] > 0
 
             alert = await dana.expect(lambda f: f["type"] == "alert")

@@ -25,7 +25,10 @@ async def test_a_faq_question_is_answered_from_the_article_and_feedback_is_store
         frames = await client.turn("how long does it take to get a refund?")
         (answer,) = bot_messages(frames)
         assert "We refund within 3 working days" in answer["text"]
-        assert "https://trailhead.example/help/refunds" in answer["text"]
+        # The article travels as a card beside the answer, not as a URL glued to its end.
+        assert answer["article"] == {"title": "Refunds",
+                                     "url": "https://trailhead.example/help/refunds"}
+        assert "https://" not in answer["text"]
         helped = next(b for b in answer["buttons"] if "helped" in b["title"])
         frames = await client.turn(helped["title"], payload=helped["payload"])
         assert "glad that helped" in bot_messages(frames)[0]["text"]

@@ -1,0 +1,54 @@
+"""The help-article card: a custom payload an action attaches to a bot message.
+
+The FAQ action answers with the article's text and, beside it, this payload;
+the gateway folds it into that message frame as ``article: {"title", "url"}``
+so the widget can show a card (the title, the answer, a "Read more" link)
+instead of a block of text ending in a bare URL. Shared by the action server
+(which builds it) and the gateway (which trusts only what parses here).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["ARTICLE_KEY", "article_payload", "parse_article"]
+
+#: Key of the custom JSON message that carries the card.
+ARTICLE_KEY = "article"
+
+MAX_TITLE = 200
+MAX_URL = 2000
+
+
+def article_payload(title: str, url: str | None) -> dict[str, Any]:
+    """The custom message body for the article the answer comes from."""
+    return {ARTICLE_KEY: {"title": title, "url": url}}
+
+
+def parse_article(custom: object) -> dict[str, Any] | None:
+    """``{"title", "url"}`` from a custom payload, or None if it is not a valid card.
+
+    The URL is kept only when it is an absolute http(s) link, so nothing else
+    (``javascript:``, relative paths) ever becomes a link in a shopper's page.
+    """
+    if not isinstance(custom, dict):
+        return None
+    card = custom.get(ARTICLE_KEY)
+    if not isinstance(card, dict):
+        return None
+    title = card.get("title")
+    if not isinstance(title, str) or not title.strip():
+        return None
+    url = card.get("url")
+    if not (isinstance(url, str) and len(url) <= MAX_URL and _is_web_link(url)):
+        url = None
+    return {"title": title.strip()[:MAX_TITLE], "url": url}
+
+
+def _is_web_link(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
