@@ -103,9 +103,9 @@
              box-shadow: 0 8px 30px rgba(0,0,0,.25); overflow: hidden; margin-bottom: 12px; }
     :host([open]) .panel { display: flex; }
     :host([open]) .bubble { display: none; }
-    header { background: var(--accent); color: #fff; padding: 12px 16px; display: flex;
+    .head { background: var(--accent); color: #fff; padding: 12px 16px; display: flex;
              justify-content: space-between; align-items: center; font-weight: 600; }
-    header button { background: none; border: 0; color: #fff; font-size: 22px; line-height: 1;
+    .head button { background: none; border: 0; color: #fff; font-size: 22px; line-height: 1;
                     padding: 2px 8px; }
     .sub { display: block; font-size: 13px; font-weight: 400; }
     .status { font-size: 14px; padding: 6px 16px; background: #fff4d6; color: #3d3000; display: none; }
@@ -243,8 +243,8 @@
       root.innerHTML = `<div class="bubble" hidden role="status"><span class="bubble-text"></span>
           <button class="dismiss" type="button">×</button></div>
         <div class="panel" role="dialog" aria-modal="false">
-          <header><div><span class="title"></span><span class="sub"></span></div>
-            <button class="close" type="button">×</button></header>
+          <div class="head"><div><span class="title"></span><span class="sub"></span></div>
+            <button class="close" type="button">×</button></div>
           <div class="status" role="status"></div>
           <div class="log" role="log" aria-live="polite" aria-relevant="additions"></div>
           <div class="typing" aria-live="polite"></div>

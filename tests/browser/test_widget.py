@@ -50,7 +50,7 @@ async def test_faq_answer_reload_and_a_person_taking_over(
         await page.goto(f"{gateway.http}/demo/product.html?sku=TENT-RIDGE-2P")
         await open_widget(page)
         log = chat(page).locator(".log")
-        header = chat(page).locator("header .sub")
+        header = chat(page).locator(".head .sub")
         await expect(header).to_have_text("Our assistant answers right away")
         await say(page, "how long does a refund take?")
         answer = log.locator(".msg.bot").last
@@ -148,7 +148,7 @@ async def test_with_nobody_online_the_shopper_leaves_a_message_and_is_told_once(
         await expect(form).to_be_visible()
         # The header says how the team answers now; one message says why, none says
         # that a person is on the way.
-        await expect(chat(page).locator("header .sub")).to_have_text(
+        await expect(chat(page).locator(".head .sub")).to_have_text(
             "Our assistant is here; our team replies by email")
         notices = log.locator(".msg:not(.shopper)").filter(has_text=re.compile(
             "person|online", re.I))
@@ -200,7 +200,7 @@ async def test_a_hostile_shop_stylesheet_cannot_break_the_chat(browser: Browser,
         await open_widget(page)
         panel = await host.locator(".panel").bounding_box()
         assert panel is not None and panel["width"] >= 300 and panel["height"] >= 300
-        color = await host.locator("header").evaluate("h => getComputedStyle(h).color")
+        color = await host.locator(".head").evaluate("h => getComputedStyle(h).color")
         assert color == "rgb(255, 255, 255)"
         await say(page, "hi")
         await expect(host.locator(".msg.bot").last).to_contain_text(GREETING)

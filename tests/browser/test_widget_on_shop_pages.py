@@ -129,7 +129,7 @@ async def test_commands_queued_before_the_script_loads_are_all_kept(
         page = await context.new_page()
         await page.goto(url)
         await expect(chat(page).locator(".panel")).to_be_visible()
-        await expect(chat(page).locator("header .title")).to_have_text("Help")
+        await expect(chat(page).locator(".head .title")).to_have_text("Help")
         await expect(chat(page).locator(".msg.bot").first).to_have_text("Hello from the shop!")
     finally:
         await context.close()
@@ -255,7 +255,7 @@ async def test_the_queue_banner_keeps_the_newest_message_in_view(
             await say(page, "I want to talk to a real person please")
             banner = chat(page).locator(".status")
             await expect(banner).to_contain_text("Waiting for a person")
-            await expect(chat(page).locator("header .sub")).to_have_text(re.compile(
+            await expect(chat(page).locator(".head .sub")).to_have_text(re.compile(
                 r"A person from our team will answer (shortly|in about \d+ min)"))
             await page.wait_for_timeout(300)  # any later frame would scroll the list anyway
             log = chat(page).locator(".log")
@@ -327,7 +327,7 @@ async def test_every_button_is_a_44px_touch_target_on_a_phone(
         for target in (".launcher", ".bubble .dismiss"):
             sizes[target] = await chat(page).locator(target).bounding_box()
         await chat(page).locator(".launcher").tap()
-        for target in ("header .close", "form.compose button"):
+        for target in (".head .close", "form.compose button"):
             sizes[target] = await chat(page).locator(target).bounding_box()
         small = {t: (b and (round(b["width"]), round(b["height"]))) for t, b in sizes.items()
                  if not b or b["width"] < 44 or b["height"] < 44}
