@@ -3,8 +3,10 @@
 Measured in the same run two ways, against one `shopchat up` stack:
 - through the gateway's websocket (`/ws/chat`: store, relay to Rasa, store, fan out);
 - straight against Rasa's REST webhook (the baseline: what the gateway adds is the ratio).
-Each at 1 and at 20 concurrent shoppers. Prints a table and writes
-bench/results/bot_turn.json. Not a test: nothing here asserts a speed.
+Each at 1 and at 20 concurrent shoppers. Also how long the stack takes to start
+(until Rasa answers, until the whole stack is ready) and each process's resident
+memory after the run. Prints tables and writes bench/results/bot_turn.json. Not a
+test: nothing here asserts a speed.
 
     .venv/bin/python bench/bot_turn.py [--turns 10] [--shoppers 20]
 """
@@ -35,6 +37,57 @@ from shopchat.training import current_model
 #: A mix of turns: rules only (greet, thanks), and ones that call the action server.
 TEXTS = ["hi", "are you a bot?", "what's the weather in Oslo tomorrow", "thanks a lot"]
 RESULTS = PROJECT_DIR / "bench" / "results" / "bot_turn.json"
+
+
+def processes(root: int) -> dict[str, int]:
+    """Resident memory (KiB) of the stack's processes, by role: each descendant of
+    ``root`` counts for the nearest process (itself or an ancestor) of a known role,
+    so the action server's worker processes count for the action server."""
+    roles = {"rasa": " run --enable-api", "action server": "-m rasa_sdk", "gateway": "-m handoff"}
+    parent: dict[int, int] = {}
+    cmdline: dict[int, str] = {}
+    rss: dict[int, int] = {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            pid = int(proc.name)
+            parent[pid] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline[pid] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            rss[pid] = next((int(line.split()[1]) for line in
+                             (proc / "status").read_text().splitlines()
+                             if line.startswith("VmRSS:")), 0)
+        except (OSError, ValueError):
+            continue
+
+    def role_of(pid: int) -> str | None:
+        while pid in parent and pid not in (root, 0, 1):
+            line = cmdline.get(pid, "")
+            for role, marker in roles.items():
+                if marker in line and not line.startswith("/bin/sh"):  # not honcho's shell
+                    return role
+            pid = parent[pid]
+        return None
+
+    found: dict[str, int] = {}
+    for pid in parent:
+        role = role_of(pid)
+        if role is not None:
+            found[role] = found.get(role, 0) + rss[pid]
+    return found
+
+
+async def rasa_answers(url: str, timeout: float) -> None:
+    """Wait until Rasa's HTTP server answers (it loads the model before it listens)."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"Rasa did not answer at {url} within {timeout:.0f} s")
 
 
 def summarise(latencies: list[float], wall: float) -> dict[str, float]:
@@ -121,12 +174,19 @@ def main() -> None:
     console = Console()
     model = current_model(Settings())
     with tempfile.TemporaryDirectory(prefix="shopchat-bench-") as tmp:
+        started = time.perf_counter()
         stack = spawn(Path(tmp) / "var", model, uuid.uuid4().hex)
         try:
+            asyncio.run(rasa_answers(stack.settings.rasa_url + "/", timeout=300))
+            rasa_start = time.perf_counter() - started
             stack.wait_for_line("ready:", timeout=300)
+            stack_start = time.perf_counter() - started
             figures = asyncio.run(measure(stack.settings, args.turns, args.shoppers))
+            memory = processes(stack.process.pid)
         finally:
             stack.stop()
+    figures["start_s"] = {"rasa": round(rasa_start, 1), "stack": round(stack_start, 1)}
+    figures["rss_mib"] = {role: round(kib / 1024) for role, kib in memory.items()}
     result = {
         "benchmark": "bot_turn",
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
@@ -147,6 +207,10 @@ def main() -> None:
         table.add_row("gateway/rasa", str(level), "", str(ratio["p50_ms"]),
                       str(ratio["p95_ms"]), str(ratio["turns_per_s"]))
     console.print(table)
+    console.print(f"start: Rasa answers after {figures['start_s']['rasa']} s, the stack is "
+                  f"ready after {figures['start_s']['stack']} s; resident memory after the "
+                  "run: " + ", ".join(f"{role} {mib} MiB"
+                                      for role, mib in figures["rss_mib"].items()))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     console.print(f"wrote {RESULTS.relative_to(PROJECT_DIR)}")

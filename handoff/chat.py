@@ -201,4 +201,7 @@ class ChatSession:
 
 
 def websocket_response() -> web.WebSocketResponse:
-    return web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME_BYTES)
+    """A socket for the chat or the console. No permessage-deflate: the frames are small
+    JSON (compressing them was a third of the gateway's work per bot turn in
+    bench/bot_turn.py, and a zlib context per socket is memory held by every idle one)."""
+    return web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME_BYTES, compress=False)

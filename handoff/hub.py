@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -34,6 +34,8 @@ RETRY_MAX_DELAY = 30.0
 #: Up to this many unanswered messages are each answered; a longer backlog only by its
 #: newest message (see :func:`split_backlog`).
 BACKLOG_LIMIT = 5
+#: Conversations whose verified customer the hub remembers having given Rasa.
+TOLD_RASA_KEPT = 10_000
 
 
 def split_backlog(
@@ -145,6 +147,9 @@ class Hub:
         self._tasks: set[asyncio.Task[None]] = set()
         self._retry_delay: dict[str, float] = {}
         self._retry_handles: dict[str, asyncio.TimerHandle] = {}
+        #: The verified customer each conversation's Rasa tracker was last given, for the
+        #: most recent conversations (forgotten or after a restart: given again, harmlessly).
+        self._told_rasa: OrderedDict[str, str] = OrderedDict()
 
     # -- subscriptions --------------------------------------------------
 
@@ -272,11 +277,17 @@ class Hub:
             "page": conversation.page or {}, "conversation_id": conversation_id,
             "seq": message.seq,
         }
-        if conversation.customer_id is not None:
-            # Only ever a customer the storefront vouched for (see ChatSession._identify).
-            metadata["customer_id"] = conversation.customer_id
+        customer = conversation.customer_id
         self.signal(conversation_id, typing_frame(True))
         try:
+            if customer is not None and self._told_rasa.get(conversation_id) != customer:
+                # Only ever a customer the storefront vouched for (ChatSession._identify),
+                # set once through Rasa's API rather than by a custom action on every turn.
+                await self.bridge.set_slot(conversation_id, "customer_id", customer)
+                self._told_rasa[conversation_id] = customer
+                self._told_rasa.move_to_end(conversation_id)
+                if len(self._told_rasa) > TOLD_RASA_KEPT:
+                    self._told_rasa.popitem(last=False)
             replies = await self.bridge.send(conversation_id, text, metadata)
         except RasaUnavailable as error:
             log.warning("conversation=%s seq=%s bot turn failed: %s", conversation_id,

@@ -98,9 +98,25 @@ class RasaBridge:
         parsed: dict[str, Any] = await self._api("POST", "/model/parse", {"text": text}, {})
         return parsed
 
-    async def append_events(self, sender: str, events: list[dict[str, Any]]) -> None:
-        """Add events to the tracker without predicting anything (no bot reply)."""
-        await self._api("POST", f"/conversations/{sender}/tracker/events", events, {})
+    async def append_events(self, sender: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+        """Add events to the tracker without predicting anything (no bot reply); the
+        tracker's state after them, without its events (Rasa would send them all)."""
+        state: dict[str, Any] = await self._api(
+            "POST", f"/conversations/{sender}/tracker/events", events, {"include_events": "NONE"})
+        return state
+
+    async def set_slot(self, sender: str, name: str, value: object) -> None:
+        """Set one slot in the conversation's tracker, creating the tracker if need be.
+
+        Rasa stamps an event when it reads the request, then starts the session of a
+        new tracker; its SQL tracker store later drops events stamped before the
+        session start. So for a tracker that had no message yet the slot is set once
+        more, after that session start.
+        """
+        event = {"event": "slot", "name": name, "value": value}
+        state = await self.append_events(sender, [event])
+        if not (state.get("latest_message") or {}).get("text"):
+            await self.append_events(sender, [event])
 
     async def record_user_message(self, sender: str, text: str, seq: int) -> None:
         """Put a message the shopper sent to a person into Rasa's tracker as a user event.

@@ -318,8 +318,11 @@ async def test_pending_message_is_answered_when_rasa_comes_back_on_the_same_sock
         await gw.stop()
 
 
-async def test_only_a_genuinely_signed_identity_is_recorded(chat: Any, gateway: Any) -> None:
+async def test_only_a_genuinely_signed_identity_is_recorded(
+    chat: Any, gateway: Any, stack: Any,
+) -> None:
     from bot.identity import sign_identity
+    from bot.store.factory import open_store
     from handoff.persistence import ConversationStore
     from tests.conftest import IDENTITY_SECRET
 
@@ -332,6 +335,12 @@ async def test_only_a_genuinely_signed_identity_is_recorded(chat: Any, gateway: 
         finally:
             store.close()
 
+    def first_name(customer_id: str) -> str:
+        store = open_store(stack.settings)  # the action server's shop
+        found = store.get_customer(customer_id)
+        assert found is not None
+        return found.first_name
+
     forged = sign_identity("cus_0001", "not-the-secret-the-gateway-verifies-with")
     async with chat() as client:
         await client.hello(identity=forged)
@@ -341,8 +350,13 @@ async def test_only_a_genuinely_signed_identity_is_recorded(chat: Any, gateway: 
         # Signing in mid-chat: the identity frame.
         await client.send({"type": "identity", "token": sign_identity("cus_0002",
                                                                       IDENTITY_SECRET)})
-        await client.turn("hello again")
+        greeting = bot_texts(await client.turn("hello again"))
         assert customer(client.conversation_id) == "cus_0002"
+        # The bot knows them from this turn on (the gateway set Rasa's customer_id slot).
+        assert greeting[0].startswith(f"Hi {first_name('cus_0002')}!")
     async with chat() as client:
         await client.hello(identity=sign_identity("cus_0001", IDENTITY_SECRET))
         assert customer(client.conversation_id) == "cus_0001"
+        # Known from the first message of a brand-new conversation too.
+        greeting = bot_texts(await client.turn("hi"))
+        assert greeting[0].startswith(f"Hi {first_name('cus_0001')}!")
