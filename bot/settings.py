@@ -76,8 +76,9 @@ class Settings(BaseSettings):
     )
     queue_max_wait: float = Field(
         300.0, gt=0,
-        description="Seconds (waited or estimated) after which a queued shopper is offered "
-        "to leave a message instead.",
+        description="Seconds after which a queued shopper is offered to leave a message "
+        "instead: once they waited that long, or at once when the queue's estimate for "
+        "their place is that long.",
     )
     queue_tick: float = Field(1.0, gt=0, description="How often the queue timers are checked.")
     presence_grace: float = Field(

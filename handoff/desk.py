@@ -618,11 +618,14 @@ class Desk:
                 return self._queue_frame(handoff, position)
         return None
 
+    def _expected_waits(self, positions: int) -> list[float]:
+        """Seconds until the chats at positions 1… are likely taken (``inf``: nobody online)."""
+        loads = self._loads()
+        handle = handle_time(self.desk.handle_times(), self.settings.average_handle_seconds)
+        return [estimate_wait(position, loads, handle) for position in range(1, positions + 1)]
+
     def _queue_frame(self, handoff: Handoff, position: int) -> dict[str, Any]:
-        seconds = estimate_wait(
-            position, self._loads(),
-            handle_time(self.desk.handle_times(), self.settings.average_handle_seconds),
-        )
+        seconds = self._expected_waits(position)[-1]
         wait = None if math.isinf(seconds) else int(math.ceil(seconds / 10) * 10)
         return {"type": "queue", "handoff_id": handoff.id, "position": position,
                 "wait_seconds": wait}
@@ -773,7 +776,9 @@ class Desk:
         nobody_online = not self._online_agents() and (
             now - self._started_at >= RECONNECT_WINDOW + self.settings.presence_grace
         )
-        for handoff in self.desk.queued():
+        queued = self.desk.queued()
+        expected = self._expected_waits(len(queued)) if queued else []
+        for position, handoff in enumerate(queued, start=1):
             waited = now - handoff.queued_at
             if handoff.alerted_at is None and waited >= self.settings.queue_claim_timeout:
                 self.desk.mark_alerted(handoff.id)
@@ -782,6 +787,10 @@ class Desk:
                 self._changed()
             if handoff.offline_offered_at is None and (
                 nobody_online or waited >= self.settings.queue_max_wait
+                # Or the queue says it will take that long: no need to wait to find out
+                # (no estimate with nobody online: that case is the one above).
+                or (math.isfinite(expected[position - 1])
+                    and expected[position - 1] >= self.settings.queue_max_wait)
             ):
                 reason = "no_agents" if nobody_online else "long_wait"
                 change = self.desk.offer_offline(handoff, self._offline_offer(handoff.id, reason))

@@ -281,6 +281,26 @@ async def test_queued_chat_nobody_takes_is_escalated_then_offered_the_form(
             assert bot_texts(await client.turn("hi"))
 
 
+async def test_a_shopper_far_down_the_queue_is_offered_the_form_at_once(
+    make_gateway: Callable[..., Any],
+) -> None:
+    # One agent (capacity 1) and chats assumed to last 200 s: the second in the queue
+    # expects about 400 s, over the 300 s limit; the first (200 s) is not offered it.
+    async with make_gateway(queue_auto_assign=False, queue_max_wait=300, queue_tick=0.1,
+                            queue_claim_timeout=3600, average_handle_seconds=200) as gateway:
+        add_agent(gateway.settings, "fay@shop.example", "Fay", capacity=1)
+        async with agent_console(gateway.http, "fay@shop.example") as fay, \
+                shopper(gateway) as first, shopper(gateway) as second:
+            await fay.do("presence", status="online")
+            await ask_for_person(first)
+            await ask_for_person(second)
+            offer = await second.recv_until(lambda f: f["type"] == "offline_form", timeout=10)
+            assert offer[-1]["reason"] == "long_wait"
+            # The first shopper's estimate is under the limit: no offer for them.
+            frames = await no_bot_message_for(first, 1.0)
+            assert not [f for f in frames if f["type"] == "offline_form"]
+
+
 async def test_agent_sign_in_is_required(make_gateway: Callable[..., Any]) -> None:
     async with make_gateway() as gateway:
         add_agent(gateway.settings, "eve@shop.example", "Eve")
