@@ -74,7 +74,8 @@ async def handler(ws):
         peers.pop(hello["id"], None)
 
 async def main(port):
-    async with serve(handler, "127.0.0.1", port, max_queue=None):
+    # No permessage-deflate, like the gateway's sockets: the same wire for both.
+    async with serve(handler, "127.0.0.1", port, max_queue=None, compression=None):
         print("listening", flush=True)
         await asyncio.Future()
 
