@@ -66,6 +66,8 @@ async def test_faq_answer_reload_and_a_person_taking_over(
         for said in (asked, answer):
             await expect(said).to_have_attribute("data-time", re.compile(r"^\d{1,2}.\d{2}"))
         await expect(log.locator(".buttons button").filter(has_text="that helped")).to_be_visible()
+        # The picture for the README: the answer's card from its title.
+        await answer.evaluate("e => e.scrollIntoView({ block: 'start' })")
         await page.screenshot(path=str(artifacts / "widget-desktop.png"))
 
         # Reload: the open chat stays open and the transcript comes back.
