@@ -100,6 +100,22 @@ async def gateway(gateway_settings: Settings) -> AsyncIterator[Gateway]:
         await gw.stop()
 
 
+@pytest.fixture
+def gateway_with(gateway_settings: Settings) -> Callable[..., Any]:
+    """An in-process gateway with some settings changed: ``async with gateway_with(...)``."""
+
+    @asynccontextmanager
+    async def make(**overrides: Any) -> AsyncIterator[Gateway]:
+        gw = Gateway(gateway_settings.model_copy(update=overrides))
+        await gw.start()
+        try:
+            yield gw
+        finally:
+            await gw.stop()
+
+    return make
+
+
 class ChatClient:
     """A shopper's websocket speaking docs/protocol.md, for tests."""
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from bot.settings import PROJECT_DIR
 
@@ -37,3 +39,13 @@ async def browser() -> AsyncIterator[Browser]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@asynccontextmanager
+async def open_page(browser: Browser, **options: Any) -> AsyncIterator[Page]:
+    """A page in a fresh browser context (its own cookies and storage), closed after."""
+    context = await browser.new_context(**options)
+    try:
+        yield await context.new_page()
+    finally:
+        await context.close()

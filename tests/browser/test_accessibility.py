@@ -5,6 +5,7 @@ what to do and where."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Page, expect
 from websockets.asyncio.client import connect
 
-from bot.settings import Settings
+from tests.browser.conftest import open_page
 from tests.browser.test_admin import workbench  # noqa: F401  (the fixture)
 from tests.browser.test_console import sign_in
 from tests.browser.test_widget import chat, open_widget, say
@@ -38,9 +39,7 @@ async def audit(page: Page) -> None:
 async def test_the_widget_has_no_accessibility_violations(
     browser: Browser, gateway: Gateway,
 ) -> None:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    try:
-        page = await context.new_page()
+    async with open_page(browser, viewport={"width": 1280, "height": 800}) as page:
         await page.goto(f"{gateway.http}/demo/product.html?sku=TENT-RIDGE-2P")
         await audit(page)  # closed: the launcher alone
         await open_widget(page)
@@ -48,47 +47,37 @@ async def test_the_widget_has_no_accessibility_violations(
         await expect(chat(page).locator("a.more")).to_be_visible()  # an article card
         await expect(chat(page).locator(".buttons button").first).to_be_visible()
         await audit(page)
-    finally:
-        await context.close()
 
 
 async def test_the_console_with_a_chat_open_has_no_accessibility_violations(
-    browser: Browser, gateway_settings: Settings,
+    browser: Browser, gateway_with: Callable[..., Any],
 ) -> None:
-    gateway = Gateway(gateway_settings.model_copy(update={"queue_auto_assign": False}))
-    await gateway.start()
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    try:
-        add_agent(gateway.settings, "dana@shop.example", "Dana")
-        page = await context.new_page()
-        await page.goto(f"{gateway.http}/console/")
-        await audit(page)  # the sign-in form
-        await sign_in(page, gateway, "dana@shop.example")
-        await expect(page.locator("#me")).to_have_text("Dana")
-        async with connect(gateway.url) as ws:
-            shopper = ChatClient(ws)
-            await shopper.hello(page={"url": "https://shop.example/cart", "type": "cart"})
-            await shopper.turn("hi")
-            await shopper.say("I want to talk to a real person please")
-            await shopper.recv_until(lambda f: f.get("mode") == "queued")
-            entry = page.locator("#queue li").first
-            await expect(entry).to_be_visible()
-            await audit(page)  # the queue
-            await entry.get_by_role("button", name="Claim").click()
-            await expect(page.locator("#transcript li.shopper").first).to_contain_text("hi")
-            await audit(page)  # the chat: transcript, context, reply box
-    finally:
-        await context.close()
-        await gateway.stop()
+    async with gateway_with(queue_auto_assign=False) as gateway, \
+            open_page(browser, viewport={"width": 1280, "height": 800}) as page:
+            add_agent(gateway.settings, "dana@shop.example", "Dana")
+            await page.goto(f"{gateway.http}/console/")
+            await audit(page)  # the sign-in form
+            await sign_in(page, gateway, "dana@shop.example")
+            await expect(page.locator("#me")).to_have_text("Dana")
+            async with connect(gateway.url) as ws:
+                shopper = ChatClient(ws)
+                await shopper.hello(page={"url": "https://shop.example/cart", "type": "cart"})
+                await shopper.turn("hi")
+                await shopper.say("I want to talk to a real person please")
+                await shopper.recv_until(lambda f: f.get("mode") == "queued")
+                entry = page.locator("#queue li").first
+                await expect(entry).to_be_visible()
+                await audit(page)  # the queue
+                await entry.get_by_role("button", name="Claim").click()
+                await expect(page.locator("#transcript li.shopper").first).to_contain_text("hi")
+                await audit(page)  # the chat: transcript, context, reply box
 
 
 async def test_the_workbench_has_no_accessibility_violations(
     browser: Browser, workbench: Gateway,  # noqa: F811
 ) -> None:
-    context = await browser.new_context(viewport={"width": 1280, "height": 900},
-                                        reduced_motion="reduce")
-    try:
-        page = await context.new_page()
+    async with open_page(browser, viewport={"width": 1280, "height": 900},
+                         reduced_motion="reduce") as page:
         await sign_in(page, workbench, "kim@shop.example", "/admin/")
         await expect(page.locator("#rows tr").first).to_be_visible()
         await audit(page)  # the review inbox
@@ -99,5 +88,3 @@ async def test_the_workbench_has_no_accessibility_violations(
         await page.click("#tab-analytics")
         await expect(page.locator("#figures .figure").first).to_be_visible()
         await audit(page)  # analytics
-    finally:
-        await context.close()

@@ -19,6 +19,7 @@ from bot.settings import PROJECT_DIR, Settings
 from handoff.persistence import ConversationStore
 from shopchat.stack import free_port
 from tests.bot.test_review import seed
+from tests.browser.conftest import open_page
 from tests.browser.test_console import sign_in
 from tests.conftest import AGENT_PASSWORD, Gateway, add_agent
 from tests.kb.test_gaps import WRAPPING
@@ -70,10 +71,8 @@ async def test_staff_label_with_the_keyboard_and_see_the_analytics(
     browser: Browser, workbench: Gateway, artifacts: Path,
 ) -> None:
     # Reduced motion: the charts draw at once (and the page must honour the setting).
-    context = await browser.new_context(viewport={"width": 1280, "height": 900},
-                                        reduced_motion="reduce")
-    try:
-        page = await context.new_page()
+    async with open_page(browser, viewport={"width": 1280, "height": 900},
+                         reduced_motion="reduce") as page:
         await sign_in(page, workbench, "kim@shop.example", "/admin/")
         rows = page.locator("#rows tr")
         await expect(rows).to_have_count(6)  # 5 from the review seed, 1 unhelpful KB answer
@@ -139,16 +138,12 @@ async def test_staff_label_with_the_keyboard_and_see_the_analytics(
             "Chart.getChart(document.getElementById('chart-days')) !== undefined")
         assert drawn
         await page.screenshot(path=str(artifacts / "analytics.png"), full_page=True)
-    finally:
-        await context.close()
 
 
 async def test_staff_draft_an_article_for_the_biggest_kb_gap(
     browser: Browser, workbench: Gateway,
 ) -> None:
-    context = await browser.new_context()
-    try:
-        page = await context.new_page()
+    async with open_page(browser) as page:
         await sign_in(page, workbench, "kim@shop.example", "/admin/gaps")
         first = page.locator("#gap-rows tr").first
         await expect(first.locator("td").first).to_have_text("3", timeout=60_000)
@@ -165,8 +160,6 @@ async def test_staff_draft_an_article_for_the_biggest_kb_gap(
         await first.locator("input").fill("gift-wrapping")
         await first.locator("button").click()
         await expect(page.locator("#gaps-status")).to_contain_text("exists already")
-    finally:
-        await context.close()
 
 
 async def test_the_admin_api_needs_a_staff_or_admin_session(workbench: Gateway) -> None:
@@ -219,9 +212,7 @@ async def test_the_transcript_shows_names_as_typed_and_an_open_handoff_as_open(
         " VALUES (?, 'assigned', 'requested', 'shopper asked for a person', ?, ?)",
         [conversation.id, now - 60, now - 30])
     store.close()
-    context = await browser.new_context()
-    try:
-        page = await context.new_page()
+    async with open_page(browser) as page:
         await sign_in(page, workbench, "kim@shop.example",
                       f"/admin/conversation?id={conversation.id}")
         await expect(page.get_by_role("heading", level=1)).to_have_text("shopchat workbench")
@@ -236,5 +227,3 @@ async def test_the_transcript_shows_names_as_typed_and_an_open_handoff_as_open(
         assert await page.evaluate("window.__xss") is None
         await page.goto(f"{workbench.http}/admin/")
         await expect(page.get_by_role("heading", level=1)).to_have_text("shopchat workbench")
-    finally:
-        await context.close()

@@ -11,6 +11,7 @@ import pytest
 from playwright.async_api import Browser, Route, WebSocketRoute, expect
 
 from bot.store.factory import open_store
+from tests.browser.conftest import open_page
 from tests.browser.test_widget import chat, open_widget, say
 from tests.conftest import Gateway
 
@@ -34,9 +35,7 @@ async def demo_gateway(gateway_settings: object) -> AsyncIterator[Gateway]:
 async def test_the_signed_in_demo_customer_is_greeted_and_tracks_an_order(
     browser: Browser, demo_gateway: Gateway, stack: object, artifacts: Path,
 ) -> None:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    try:
-        page = await context.new_page()
+    async with open_page(browser, viewport={"width": 1280, "height": 800}) as page:
         await page.goto(f"{demo_gateway.http}/demo/")
         await expect(page.locator("header .account")).to_contain_text("Anna Berg (demo)")
         await open_widget(page)
@@ -52,8 +51,6 @@ async def test_the_signed_in_demo_customer_is_greeted_and_tracks_an_order(
         await expect(answer).not_to_contain_text("email")
         await expect(chat(page).locator(".typing")).to_have_text("")
         await page.screenshot(path=str(artifacts / "widget-order.png"))
-    finally:
-        await context.close()
 
 
 async def test_an_identity_the_shop_passes_while_the_chat_connects_still_counts(
@@ -90,9 +87,7 @@ async def test_an_identity_the_shop_passes_while_the_chat_connects_still_counts(
         ws.on_message(to_server)
         server.on_message(to_page)
 
-    context = await browser.new_context()
-    try:
-        page = await context.new_page()
+    async with open_page(browser) as page:
         await page.route("**/demo/identity", identity_after_hello)
         await page.route_web_socket("**/ws/chat", relay)
         await page.goto(f"{demo_gateway.http}/demo/")
@@ -104,8 +99,6 @@ async def test_an_identity_the_shop_passes_while_the_chat_connects_still_counts(
         await open_widget(page)
         await say(page, "hi")
         await expect(chat(page).locator(".log .msg.bot").last).to_contain_text("Hi Anna!")
-    finally:
-        await context.close()
 
 
 async def test_a_guest_completes_verification_with_the_orders_email(
@@ -117,9 +110,7 @@ async def test_a_guest_completes_verification_with_the_orders_email(
     shop = open_store(stack.settings)
     order = next(o for n in range(2, 30) for o in shop.orders_for_customer(f"cus_{n:04d}", 50)
                  if o.status == "shipped" and o.tracking_url)
-    context = await browser.new_context()
-    try:
-        page = await context.new_page()
+    async with open_page(browser) as page:
         await page.goto(f"{demo_gateway.http}/demo/")
         await page.locator("header .account").click()  # sign out: a guest now
         await expect(page.locator("header .account")).to_have_text("Sign in as Anna (demo)")
@@ -138,5 +129,3 @@ async def test_a_guest_completes_verification_with_the_orders_email(
         await expect(answer).to_contain_text(f"Your order {order.id} is on its way")
         link = answer.locator("a")
         await expect(link.first).to_have_attribute("href", order.tracking_url or "")
-    finally:
-        await context.close()

@@ -9,8 +9,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
+from playwright.async_api import Browser, Locator, Page, expect
 
+from tests.browser.conftest import open_page
 from tests.browser.test_console import XSS, sign_in
 from tests.conftest import Gateway, add_agent
 
@@ -35,15 +36,11 @@ async def say(page: Page, text: str) -> None:
     await box.press("Enter")
 
 
-async def shopper_context(browser: Browser, **options: object) -> BrowserContext:
-    return await browser.new_context(**options)  # type: ignore[arg-type]
-
-
 async def test_faq_answer_reload_and_a_person_taking_over(
     browser: Browser, gateway: Gateway, artifacts: Path
 ) -> None:
     add_agent(gateway.settings, "ola@shop.example", "Ola")
-    shop = await shopper_context(browser, viewport={"width": 1280, "height": 800})
+    shop = await browser.new_context(viewport={"width": 1280, "height": 800})
     console = await browser.new_context(viewport={"width": 1280, "height": 800})
     try:
         page = await shop.new_page()
@@ -113,9 +110,7 @@ async def test_faq_answer_reload_and_a_person_taking_over(
 
 async def test_keyboard_only_reaches_and_sends_a_message(browser: Browser,
                                                          gateway: Gateway) -> None:
-    context = await browser.new_context()
-    try:
-        page = await context.new_page()
+    async with open_page(browser) as page:
         await page.goto(f"{gateway.http}/demo/")
         launcher = chat(page).locator(".launcher")
         for _ in range(30):  # tab through the shop until the chat's launcher has focus
@@ -132,16 +127,12 @@ async def test_keyboard_only_reaches_and_sends_a_message(browser: Browser,
         await expect(chat(page).locator(".msg.bot").last).to_contain_text(GREETING)
         await page.keyboard.press("Escape")
         await expect(chat(page).locator(".panel")).to_be_hidden()
-    finally:
-        await context.close()
 
 
 async def test_with_nobody_online_the_shopper_leaves_a_message_and_is_told_once(
     browser: Browser, gateway: Gateway
 ) -> None:
-    context = await browser.new_context()
-    try:
-        page = await context.new_page()
+    async with open_page(browser) as page:
         await page.goto(f"{gateway.http}/demo/")
         await open_widget(page)
         log = chat(page).locator(".log")
@@ -164,17 +155,13 @@ async def test_with_nobody_online_the_shopper_leaves_a_message_and_is_told_once(
             stored = conn.execute("SELECT message FROM tickets WHERE email = ?",
                                   ["sam@example.com"]).fetchall()
         assert stored == [("Can I change the colour of my tent?",)]
-    finally:
-        await context.close()
 
 
 async def test_phone_layout_fills_the_screen_and_keeps_16px_input(
     browser: Browser, gateway: Gateway, artifacts: Path
 ) -> None:
-    context = await browser.new_context(viewport={"width": 375, "height": 700},
-                                        is_mobile=True, has_touch=True)
-    try:
-        page = await context.new_page()
+    async with open_page(browser, viewport={"width": 375, "height": 700},
+                         is_mobile=True, has_touch=True) as page:
         await page.goto(f"{gateway.http}/demo/")
         await open_widget(page)
         panel = chat(page).locator(".panel")
@@ -186,15 +173,11 @@ async def test_phone_layout_fills_the_screen_and_keeps_16px_input(
         await say(page, "hi")
         await expect(chat(page).locator(".msg.bot").last).to_contain_text(GREETING)
         await page.screenshot(path=str(artifacts / "widget-375.png"))
-    finally:
-        await context.close()
 
 
 async def test_a_hostile_shop_stylesheet_cannot_break_the_chat(browser: Browser,
                                                                 gateway: Gateway) -> None:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    try:
-        page = await context.new_page()
+    async with open_page(browser, viewport={"width": 1280, "height": 800}) as page:
         await page.goto(f"{gateway.http}/demo/hostile.html")
         host = chat(page)
         position = await host.evaluate("h => getComputedStyle(h).position")
@@ -206,5 +189,3 @@ async def test_a_hostile_shop_stylesheet_cannot_break_the_chat(browser: Browser,
         assert color == "rgb(255, 255, 255)"
         await say(page, "hi")
         await expect(host.locator(".msg.bot").last).to_contain_text(GREETING)
-    finally:
-        await context.close()

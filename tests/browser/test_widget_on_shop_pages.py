@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -16,6 +17,7 @@ from playwright.async_api import Browser, Page, expect
 
 from bot.settings import Settings
 from shopchat.stack import free_port
+from tests.browser.conftest import open_page
 from tests.browser.test_widget import GREETING, chat, open_widget, say
 from tests.conftest import Gateway, add_agent, agent_console
 
@@ -204,9 +206,7 @@ async def badge(page: Page) -> str | None:
 async def test_messages_seen_before_a_reload_are_not_counted_as_unread(
     browser: Browser, gateway: Gateway
 ) -> None:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    try:
-        page = await context.new_page()
+    async with open_page(browser, viewport={"width": 1280, "height": 800}) as page:
         await page.goto(f"{gateway.http}/demo/")
         await open_widget(page)
         log = chat(page).locator(".log")
@@ -233,21 +233,16 @@ async def test_messages_seen_before_a_reload_are_not_counted_as_unread(
         await page.goto(f"{gateway.http}/demo/cart.html")
         await expect(log.locator(".msg.bot").last).to_contain_text(BOT)
         assert await badge(page) is None
-    finally:
-        await context.close()
 
 
 async def test_the_queue_banner_keeps_the_newest_message_in_view(
-    browser: Browser, gateway_settings: Settings
+    browser: Browser, gateway_with: Callable[..., Any]
 ) -> None:
     # Auto-assign off and one agent online: the shopper waits in the queue under a banner.
-    gateway = Gateway(gateway_settings.model_copy(update={"queue_auto_assign": False}))
-    await gateway.start()
-    add_agent(gateway.settings, "kai@shop.example", "Kai")
-    context = await browser.new_context(viewport={"width": 1280, "height": 420})
-    try:
+    async with gateway_with(queue_auto_assign=False) as gateway, \
+            open_page(browser, viewport={"width": 1280, "height": 420}) as page:
+        add_agent(gateway.settings, "kai@shop.example", "Kai")
         async with agent_console(gateway.http, "kai@shop.example"):
-            page = await context.new_page()
             await page.goto(f"{gateway.http}/demo/")
             await open_widget(page)
             await say(page, "hi")
@@ -270,17 +265,12 @@ async def test_the_queue_banner_keeps_the_newest_message_in_view(
                 return msgs.slice(asked + 1).map(m => m.textContent)
                            .filter(t => /person|someone/i.test(t)); }""")
             assert len(announced) == 1, announced
-    finally:
-        await context.close()
-        await gateway.stop()
 
 
 async def test_the_launcher_says_what_it_does_and_the_focus_ring_is_not_clipped(
     browser: Browser, gateway: Gateway
 ) -> None:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    try:
-        page = await context.new_page()
+    async with open_page(browser, viewport={"width": 1280, "height": 800}) as page:
         await page.goto(f"{gateway.http}/demo/")
         launcher = chat(page).locator(".launcher")
         await expect(launcher).to_have_attribute("aria-label", "Open chat")
@@ -308,8 +298,6 @@ async def test_the_launcher_says_what_it_does_and_the_focus_ring_is_not_clipped(
 
         await launcher.click()
         await expect(launcher).to_have_attribute("aria-label", "Open chat")
-    finally:
-        await context.close()
 
 
 async def test_every_button_is_a_44px_touch_target_on_a_phone(
