@@ -15,7 +15,7 @@ threshold can do its job.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -68,6 +68,25 @@ class _Lexical:
             self.char.transform(texts) * float(self.config["char_weight"]),
             self.word.transform(texts) * float(self.config["word_weight"]),
         ]).tocsr()
+
+    def scorer(self, coef: np.ndarray) -> Callable[[list[str], np.ndarray], np.ndarray]:
+        """``(texts, dense) -> texts' features @ coef.T``, as ``matrix`` would give, but with
+        the weights split by block and transposed once: a turn then multiplies a few
+        dozen n-grams instead of building the whole sparse row (0.01 ms, not 1 ms)."""
+        chars, words = len(self.char.vocabulary_), len(self.word.vocabulary_)
+        width = coef.shape[1] - chars - words
+        blocks = (np.ascontiguousarray(coef[:, :width].T),
+                  np.ascontiguousarray(coef[:, width:width + chars].T)
+                  * float(self.config["char_weight"]),
+                  np.ascontiguousarray(coef[:, width + chars:].T)
+                  * float(self.config["word_weight"]))
+
+        def score(texts: list[str], dense: np.ndarray) -> np.ndarray:
+            return np.asarray(dense @ blocks[0]
+                              + self.char.transform(texts) @ blocks[1]
+                              + self.word.transform(texts) @ blocks[2])
+
+        return score
 
     def state(self) -> dict[str, Any]:
         return {
@@ -140,6 +159,9 @@ class ShopIntentClassifier(IntentClassifier, GraphComponent):  # type: ignore[mi
         self._resource = resource
         self.lexical = lexical
         self.coef = coef
+        #: The scorer for ``coef`` (see _Lexical.scorer), made on first use.
+        self._scored: np.ndarray | None = None
+        self._score: Callable[[list[str], np.ndarray], np.ndarray] | None = None
         self.intercept = intercept
         self.classes = classes or []
         self.temperature = temperature
@@ -214,8 +236,10 @@ class ShopIntentClassifier(IntentClassifier, GraphComponent):  # type: ignore[mi
     def predict_proba(self, messages: Sequence[Message]) -> np.ndarray:
         """Tempered probabilities, one row per message, columns in ``self.classes`` order."""
         assert self.lexical is not None and self.coef is not None and self.intercept is not None
-        X = self.lexical.matrix([m.get(TEXT) or "" for m in messages], self._dense(messages))
-        logits = np.asarray(X @ self.coef.T) + self.intercept
+        if self._score is None or self._scored is not self.coef:  # trained or loaded since
+            self._score, self._scored = self.lexical.scorer(self.coef), self.coef
+        texts = [m.get(TEXT) or "" for m in messages]
+        logits = self._score(texts, self._dense(messages)) + self.intercept
         if len(self.classes) == 1:
             return np.ones((len(messages), 1))
         return apply_temperature(logits, self.temperature)
