@@ -10,7 +10,7 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.cards import article_payload
+from bot.cards import card_payload
 from bot.kb.answer import Decision, decide
 from bot.kb.index import IndexMissing, Retriever
 from bot.kb.log import KBLog
@@ -70,7 +70,7 @@ def kb_reply(dispatcher: CollectingDispatcher, decision: Decision) -> None:
         best = decision.best
         # The text is the answer; the title and link travel beside it as a card.
         dispatcher.utter_message(text=best.body, buttons=_feedback_buttons(best.article_id),
-                                 json_message=article_payload(best.title, best.url))
+                                 json_message=card_payload(best.title, best.url))
     elif decision.kind == "choose":
         buttons = [{"title": m.title,
                     "payload": "/faq" + json.dumps({"article_id": m.article_id},

@@ -17,6 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.interruptions import interrupted
 from actions.shop import HUMAN_BUTTON, intent_payload, page_metadata, payload_value, shop
+from bot.cards import card_payload
 from bot.store.errors import StoreError
 from bot.store.models import Product
 from bot.store.parsing import words
@@ -165,5 +166,7 @@ class ActionProductInfo(Action):
             return []
         if product is None:
             return []
-        dispatcher.utter_message(text=answer_product_question(product, question))
+        # The product's page travels beside the answer as a card (bot.cards).
+        dispatcher.utter_message(text=answer_product_question(product, question),
+                                 json_message=card_payload(product.name, product.url))
         return []

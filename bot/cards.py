@@ -1,10 +1,10 @@
-"""The help-article card: a custom payload an action attaches to a bot message.
+"""The card beside a bot answer: the page it comes from (a help article, a product).
 
-The FAQ action answers with the article's text and, beside it, this payload;
-the gateway folds it into that message frame as ``article: {"title", "url"}``
-so the widget can show a card (the title, the answer, a "Read more" link)
-instead of a block of text ending in a bare URL. Shared by the action server
-(which builds it) and the gateway (which trusts only what parses here).
+An action answers with text and, beside it, this custom payload; the gateway
+folds it into that message frame as ``card: {"title", "url"}`` so the widget
+can show a card (the title, the answer, a "Read more" link) instead of a block
+of text ending in a bare URL. Shared by the action server (which builds it) and
+the gateway (which trusts only what parses here).
 """
 
 from __future__ import annotations
@@ -12,21 +12,21 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["ARTICLE_KEY", "article_payload", "parse_article"]
+__all__ = ["CARD_KEY", "card_payload", "parse_card"]
 
 #: Key of the custom JSON message that carries the card.
-ARTICLE_KEY = "article"
+CARD_KEY = "card"
 
 MAX_TITLE = 200
 MAX_URL = 2000
 
 
-def article_payload(title: str, url: str | None) -> dict[str, Any]:
-    """The custom message body for the article the answer comes from."""
-    return {ARTICLE_KEY: {"title": title, "url": url}}
+def card_payload(title: str, url: str | None) -> dict[str, Any]:
+    """The custom message body for the page an answer comes from."""
+    return {CARD_KEY: {"title": title, "url": url}}
 
 
-def parse_article(custom: object) -> dict[str, Any] | None:
+def parse_card(custom: object) -> dict[str, Any] | None:
     """``{"title", "url"}`` from a custom payload, or None if it is not a valid card.
 
     The URL is kept only when it is an absolute http(s) link, so nothing else
@@ -34,7 +34,7 @@ def parse_article(custom: object) -> dict[str, Any] | None:
     """
     if not isinstance(custom, dict):
         return None
-    card = custom.get(ARTICLE_KEY)
+    card = custom.get(CARD_KEY)
     if not isinstance(card, dict):
         return None
     title = card.get("title")

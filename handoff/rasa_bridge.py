@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.cards import parse_article
+from bot.cards import parse_card
 from bot.escalation import parse_handoff
 from handoff.exceptions import RasaUnavailable
 
@@ -21,8 +21,8 @@ def replies_to_frames(replies: object, reply_to: int) -> list[dict[str, Any]]:
     """Turn the REST webhook's answer into event frames for the conversation log.
 
     Text (with its quick-reply buttons) becomes a bot ``message``; a custom
-    payload carrying a help article (:mod:`bot.cards`) becomes that message's
-    ``article``; one carrying a handoff request becomes a ``handoff`` event. Anything
+    payload carrying a card (:mod:`bot.cards`) becomes that message's
+    ``card``; one carrying a handoff request becomes a ``handoff`` event. Anything
     malformed is dropped with a log line rather than shown to a shopper.
     """
     frames: list[dict[str, Any]] = []
@@ -50,11 +50,11 @@ def replies_to_frames(replies: object, reply_to: int) -> list[dict[str, Any]]:
             if buttons:
                 frame["buttons"] = buttons
             frames.append(frame)
-        article = parse_article(reply.get("custom"))
+        card = parse_card(reply.get("custom"))
         # Rasa sends an action's text and its custom payload as two replies: the card
         # belongs to the message just before it.
-        if article is not None and frames and frames[-1]["type"] == "message":
-            frames[-1]["article"] = article
+        if card is not None and frames and frames[-1]["type"] == "message":
+            frames[-1]["card"] = card
         handoff = parse_handoff(reply.get("custom"))
         if handoff is not None:
             frames.append({"type": "handoff", "reply_to": reply_to, **handoff})

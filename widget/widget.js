@@ -541,9 +541,9 @@
       }
       const who = frame.author === "agent" && frame.agent ? frame.agent.name : null;
       const el = this.addLine(frame.author, frame.text, who);
-      const art = frame.article;
+      const art = frame.card;
       if (art && art.title) {
-        // A help article as a card: its title, the answer, a link to read the whole of it.
+        // A card: the page's title (a help article, a product), the answer, a link to it.
         const title = document.createElement("strong");
         title.textContent = art.title;
         el.prepend(title);

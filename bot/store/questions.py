@@ -113,5 +113,4 @@ def answer_product_question(product: Product, question: str) -> str:
         return "\n".join(answers)
     specs = "; ".join(f"{name}: {value}" for name, value in list(product.specs.items())[:4])
     return (f"{product.name} — {money(product.price, product.currency)}. "
-            f"{product.description}".strip() + (f"\n{specs}." if specs else "")
-            + (f"\nMore: {product.url}" if product.url else ""))
+            f"{product.description}".strip() + (f"\n{specs}." if specs else ""))

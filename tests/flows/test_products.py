@@ -8,7 +8,7 @@ import pytest
 
 from bot.store.base import ShopStore
 from bot.store.texts import money
-from tests.flows.conftest import press, said
+from tests.flows.conftest import bot_messages, press, said
 
 pytestmark = pytest.mark.stack
 
@@ -34,6 +34,10 @@ async def test_a_product_named_in_the_question_gets_its_price(chat: Any, shop: S
         await client.hello(page={"type": "home"})
         frames = await client.turn("how much is the Ridgeline 2-person tent?")
     assert money(tent.price, tent.currency) in said(frames)
+    # The product's page comes as the answer's card, not as a URL in the text.
+    (answer,) = [f for f in bot_messages(frames) if "card" in f]
+    assert answer["card"] == {"title": tent.name, "url": tent.url}
+    assert "http" not in said(frames)
 
 
 async def test_elsewhere_the_bot_asks_which_product(chat: Any, shop: ShopStore) -> None:

@@ -26,7 +26,7 @@ async def test_a_faq_question_is_answered_from_the_article_and_feedback_is_store
         (answer,) = bot_messages(frames)
         assert "We refund within 3 working days" in answer["text"]
         # The article travels as a card beside the answer, not as a URL glued to its end.
-        assert answer["article"] == {"title": "Refunds",
+        assert answer["card"] == {"title": "Refunds",
                                      "url": "https://trailhead.example/help/refunds"}
         assert "https://" not in answer["text"]
         helped = next(b for b in answer["buttons"] if "helped" in b["title"])
