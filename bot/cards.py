@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.payload import custom_body
+
 __all__ = ["CARD_KEY", "card_payload", "parse_card"]
 
 #: Key of the custom JSON message that carries the card.
@@ -32,10 +34,8 @@ def parse_card(custom: object) -> dict[str, Any] | None:
     The URL is kept only when it is an absolute http(s) link, so nothing else
     (``javascript:``, relative paths) ever becomes a link in a shopper's page.
     """
-    if not isinstance(custom, dict):
-        return None
-    card = custom.get(CARD_KEY)
-    if not isinstance(card, dict):
+    card = custom_body(custom, CARD_KEY)
+    if card is None:
         return None
     title = card.get("title")
     if not isinstance(title, str) or not title.strip():

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bot.intents import FALLBACK_INTENT
+from bot.payload import custom_body
 
 __all__ = [
     "HANDOFF_KEY",
@@ -61,10 +62,8 @@ def handoff_payload(reason: str, trigger: str) -> dict[str, Any]:
 
 def parse_handoff(custom: object) -> dict[str, str] | None:
     """Return the handoff request inside a bot message's custom payload, if any."""
-    if not isinstance(custom, Mapping):
-        return None
-    body = custom.get(HANDOFF_KEY)
-    if not isinstance(body, Mapping):
+    body = custom_body(custom, HANDOFF_KEY)
+    if body is None:
         return None
     reason = body.get("reason")
     trigger = body.get("trigger")
