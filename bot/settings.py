@@ -49,6 +49,24 @@ class Settings(BaseSettings):
         description="Extra page origins allowed to open websockets (the shop's own "
         "domains). The gateway's own origin is always allowed.",
     )
+    public_origins: list[str] = Field(
+        default_factory=list,
+        description="The origins browsers reach the gateway at, e.g. "
+        "[\"https://chat.shop.example\"] behind a proxy: its own pages (the console, the "
+        "demo shop) may open sockets from these. Default: http://localhost:PORT and "
+        "http://127.0.0.1:PORT, and http://HOST:PORT when bound to a named interface. Never "
+        "taken from the request's Host header, which a DNS-rebinding page controls.",
+    )
+    handshake_timeout: float = Field(
+        10.0, gt=0,
+        description="Seconds a new chat socket has to send its hello, and a console "
+        "socket its auth frame; then it is closed.",
+    )
+    http_timeout: float = Field(
+        15.0, gt=0,
+        description="Seconds an HTTP client has to send a request's headers, and a JSON "
+        "body; also how long an idle keep-alive connection stays open.",
+    )
     rasa_timeout: float = Field(30.0, gt=0, description="Seconds to wait for one Rasa turn.")
     support_email: str = Field(
         "support@example.com", description="Shown when no person can take the chat."
@@ -179,6 +197,18 @@ class Settings(BaseSettings):
                              "'import secrets; print(secrets.token_urlsafe(32))'")
         return value
 
+    @field_validator("public_origins", "allowed_origins")
+    @classmethod
+    def _bare_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin == "*":
+                continue
+            scheme, _, rest = origin.partition("://")
+            if scheme not in ("http", "https") or not rest or "/" in rest:
+                raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port], "
+                                 "e.g. https://shop.example (no path, no trailing slash)")
+        return value
+
     @field_validator("webhook_urls")
     @classmethod
     def _http_urls(cls, value: list[str]) -> list[str]:
@@ -271,8 +301,24 @@ class Settings(BaseSettings):
 
     @property
     def public_url(self) -> str:
-        host = "localhost" if self.host in {"0.0.0.0", "127.0.0.1", "::"} else self.host
+        if self.public_origins:
+            return self.public_origins[0]
+        host = "localhost" if self.host in _ANY_OR_LOOPBACK else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def own_origins(self) -> frozenset[str]:
+        """Origins of the gateway's own pages (see ``public_origins``)."""
+        if self.public_origins:
+            return frozenset(self.public_origins)
+        hosts = {"localhost", "127.0.0.1", "[::1]"}
+        if self.host not in _ANY_OR_LOOPBACK:
+            hosts.add(f"[{self.host}]" if ":" in self.host else self.host)
+        return frozenset(f"http://{host}:{self.port}" for host in hosts)
+
+
+#: Bind addresses under which the gateway is reached as localhost.
+_ANY_OR_LOOPBACK = frozenset({"0.0.0.0", "127.0.0.1", "::", "::1", "localhost"})
 
 
 def load_settings(**overrides: object) -> Settings:

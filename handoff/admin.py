@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from bot.kb.gaps import DraftError, Gap, find_gaps, unanswered_questions, write_draft
 from bot.kb.index import Retriever
@@ -27,6 +26,7 @@ from bot.review import ReviewError, decide, list_items, undecide, write_training
 from handoff.agents import Agent
 from handoff.analytics import CSV_SECTIONS, build_report, csv_rows
 from handoff.api import conversation_record
+from handoff.http import bearer_token, json_error, read_json
 from handoff.static import add_app_page
 
 __all__ = ["add_admin_routes"]
@@ -52,22 +52,15 @@ class DraftBody(BaseModel):
     title: str | None = Field(None, max_length=200)
 
 
-def _error(status: int, message: str) -> web.HTTPException:
-    cls = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden,
-           404: web.HTTPNotFound}[status]
-    return cls(text=json.dumps({"error": message}), content_type="application/json")
-
-
 def add_admin_routes(app: web.Application, desk_key: web.AppKey[Any],
                      settings_key: web.AppKey[Any]) -> None:
     def staff(request: web.Request) -> Agent:
-        header = request.headers.get("Authorization", "")
-        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        token = bearer_token(request)
         login = request.app[desk_key].accounts.authenticate(token) if token else None
         if login is None:
-            raise _error(401, "Sign in again: your session is missing or expired.")
+            raise json_error(401, "Sign in again: your session is missing or expired.")
         if login.agent.role not in ADMIN_ROLES:
-            raise _error(403, "This needs a staff or admin account.")
+            raise json_error(403, "This needs a staff or admin account.")
         agent: Agent = login.agent
         return agent
 
@@ -89,9 +82,9 @@ def add_admin_routes(app: web.Application, desk_key: web.AppKey[Any],
         try:
             value = int(request.query.get("days", "30"))
         except ValueError:
-            raise _error(400, "days must be a whole number") from None
+            raise json_error(400, "days must be a whole number") from None
         if not 1 <= value <= 3650:
-            raise _error(400, "days must be between 1 and 3650")
+            raise json_error(400, "days must be between 1 and 3650")
         return value
 
     def inbox(request: web.Request, include_decided: bool = False) -> list[Any]:
@@ -105,11 +98,10 @@ def add_admin_routes(app: web.Application, desk_key: web.AppKey[Any],
 
     async def label(request: web.Request) -> web.Response:
         who = staff(request)
-        try:
-            body = LabelBody.model_validate(await request.json())
-        except (ValueError, ValidationError):
-            raise _error(400, "Send JSON with 'verdict' and a list of 'items'.") from None
         settings = request.app[settings_key]
+        body = await read_json(request, LabelBody,
+                               "Send JSON with 'verdict' and a list of 'items'.",
+                               settings.http_timeout)
         if body.verdict is None:
             undecide(settings.gateway_db, body.items)
         else:
@@ -117,7 +109,7 @@ def add_admin_routes(app: web.Application, desk_key: web.AppKey[Any],
                 decide(settings.gateway_db, inbox(request, include_decided=True), body.items,
                        body.verdict, who.email)
             except ReviewError as error:
-                raise _error(400, str(error)) from None
+                raise json_error(400, str(error)) from None
         written = write_training_file(settings.gateway_db, settings.project_dir)
         return web.json_response({"labelled": len(body.items), "training_file": written})
 
@@ -135,7 +127,7 @@ def add_admin_routes(app: web.Application, desk_key: web.AppKey[Any],
         staff(request)
         section = request.query.get("section", "days")
         if section not in CSV_SECTIONS:
-            raise _error(400, f"section must be one of {', '.join(CSV_SECTIONS)}")
+            raise json_error(400, f"section must be one of {', '.join(CSV_SECTIONS)}")
         columns, rows = csv_rows(report(request), section)
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=columns)
@@ -150,7 +142,7 @@ def add_admin_routes(app: web.Application, desk_key: web.AppKey[Any],
         conversation_id = request.match_info["conversation_id"]
         record = conversation_record(request.app[desk_key].store, conversation_id)
         if record is None:
-            raise _error(404, f"No conversation {conversation_id}: it may have been "
+            raise json_error(404, f"No conversation {conversation_id}: it may have been "
                               "deleted (privacy request or retention).")
         return web.json_response(record)
 
@@ -161,21 +153,19 @@ def add_admin_routes(app: web.Application, desk_key: web.AppKey[Any],
 
     async def draft(request: web.Request) -> web.Response:
         staff(request)
-        try:
-            body = DraftBody.model_validate(await request.json())
-        except (ValueError, ValidationError):
-            raise _error(400, "Send JSON with the gap's 'label', an 'article_id' and "
-                              "optionally a 'title'.") from None
+        body = await read_json(request, DraftBody,
+                               "Send JSON with the gap's 'label', an 'article_id' and "
+                               "optionally a 'title'.", request.app[settings_key].http_timeout)
         found = await asyncio.to_thread(gaps_of, request)
         gap = next((g for g in found if g.label == body.label), None)
         if gap is None:
-            raise _error(400, "That gap is no longer in the list (new questions regroup the "
+            raise json_error(400, "That gap is no longer in the list (new questions regroup the "
                               "gaps): reload and pick it again.")
         try:
             target = write_draft(request.app[settings_key].kb_articles_path, body.article_id,
                                  gap, body.title)
         except DraftError as error:
-            raise _error(400, str(error)) from None
+            raise json_error(400, str(error)) from None
         return web.json_response({"path": str(target), "questions": min(gap.count, 8)})
 
     app.router.add_get("/api/admin/review", review)

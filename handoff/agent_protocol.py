@@ -9,7 +9,15 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import Field, StringConstraints, TypeAdapter
 
-from handoff.protocol import ClientId, ConversationId, _Frame, check_text, parse_frame
+from handoff.protocol import (
+    ClientId,
+    ConversationId,
+    RowId,
+    Seq,
+    _Frame,
+    check_text,
+    parse_frame,
+)
 
 __all__ = [
     "RESOLUTIONS",
@@ -47,7 +55,7 @@ class Open(_Frame):
 
     type: Literal["open"]
     conversation_id: ConversationId
-    last_seq: int = Field(0, ge=0)
+    last_seq: Seq = 0
 
 
 class Unwatch(_Frame):
@@ -94,7 +102,7 @@ class Close(_Frame):
 
 class TicketDone(_Frame):
     type: Literal["ticket_done"]
-    ticket_id: int = Field(ge=1)
+    ticket_id: RowId
 
 
 class AgentPing(_Frame):

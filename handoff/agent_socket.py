@@ -13,16 +13,16 @@ import logging
 import time
 
 from aiohttp import WSMsgType, web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from handoff.agent_protocol import Auth, parse_agent_frame
 from handoff.desk import AgentConnection, Desk
 from handoff.exceptions import ProtocolError
+from handoff.http import bearer_token, read_json
 from handoff.hub import Subscriber
-from handoff.protocol import error_frame
+from handoff.protocol import error_frame, internal_error
 
 __all__ = [
-    "AUTH_TIMEOUT",
     "UNAUTHORIZED_CLOSE",
     "LoginThrottle",
     "agent_socket",
@@ -32,8 +32,6 @@ __all__ = [
 
 log = logging.getLogger("gateway.agents")
 
-#: Seconds a new agent socket has to send its ``auth`` frame.
-AUTH_TIMEOUT = 10.0
 #: Websocket close code for a refused or expired sign-in (4000-4999 are the application's).
 UNAUTHORIZED_CLOSE = 4401
 
@@ -76,18 +74,9 @@ class LoginBody(BaseModel):
     password: str = Field(min_length=1, max_length=1024)
 
 
-def _bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    return header[7:].strip() if header.lower().startswith("bearer ") else None
-
-
 async def login(request: web.Request, desk: Desk, throttle: LoginThrottle) -> web.Response:
-    try:
-        body = LoginBody.model_validate(await request.json())
-    except (ValueError, ValidationError):
-        return web.json_response(
-            {"error": "Send JSON with 'email' and 'password'."}, status=400
-        )
+    body = await read_json(request, LoginBody, "Send JSON with 'email' and 'password'.",
+                           desk.settings.http_timeout)
     keys = [f"email:{body.email.strip().lower()}", f"ip:{request.remote}"]
     now = time.time()
     wait = throttle.retry_after(keys, now)
@@ -114,7 +103,7 @@ async def login(request: web.Request, desk: Desk, throttle: LoginThrottle) -> we
 
 
 async def logout(request: web.Request, desk: Desk) -> web.Response:
-    token = _bearer(request)
+    token = bearer_token(request)
     if token:
         desk.accounts.logout(token)
     return web.json_response({"ok": True})
@@ -125,10 +114,11 @@ async def _refuse(ws: web.WebSocketResponse, reason: str) -> None:
     await ws.close(code=UNAUTHORIZED_CLOSE, message=b"unauthorized")
 
 
-async def agent_socket(ws: web.WebSocketResponse, desk: Desk) -> None:
-    """Serve one prepared agent socket until it closes."""
+async def agent_socket(ws: web.WebSocketResponse, desk: Desk, auth_timeout: float) -> None:
+    """Serve one prepared agent socket until it closes; it has ``auth_timeout`` seconds to
+    send its ``auth`` frame."""
     try:
-        first = await ws.receive(timeout=AUTH_TIMEOUT)
+        first = await ws.receive(timeout=auth_timeout)
     except TimeoutError:
         await _refuse(ws, "Send an auth frame with your session token first.")
         return
@@ -162,6 +152,9 @@ async def agent_socket(ws: web.WebSocketResponse, desk: Desk) -> None:
                 await desk.handle(connection, parse_agent_frame(message.data))
             except ProtocolError as error:
                 connection.send(error_frame(error))
+            except Exception:  # a bug must cost one frame, never the agent's socket
+                log.exception("agent=%s frame failed", connection.agent.id)
+                connection.send(error_frame(internal_error()))
     finally:
         desk.disconnect(connection)
         await connection.socket.close()

@@ -18,7 +18,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from handoff.exceptions import GatewayError
-from handoff.persistence import ConversationStore, hash_token
+from handoff.persistence import ConversationStore, hash_token, is_token
 
 __all__ = ["ROLES", "Agent", "AgentError", "AgentStore", "Login"]
 
@@ -155,6 +155,8 @@ class AgentStore:
 
     def authenticate(self, token: str) -> Login | None:
         """The login a session token belongs to, if it exists and has not expired."""
+        if not is_token(token):
+            return None
         rows = list(
             self.db.query(
                 "SELECT a.*, s.expires_at AS session_expires_at FROM agent_sessions s "
@@ -178,6 +180,8 @@ class AgentStore:
         return row is not None
 
     def logout(self, token: str) -> None:
+        if not is_token(token):
+            return
         self.db.execute("DELETE FROM agent_sessions WHERE token_hash = ?", [hash_token(token)])
 
 

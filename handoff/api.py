@@ -19,7 +19,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from handoff.analytics import build_report
-from handoff.persistence import ConversationStore, hash_token
+from handoff.http import bearer_token
+from handoff.persistence import ConversationStore, hash_token, is_token
 
 __all__ = ["OPENAPI", "TokenStore", "add_api_routes", "conversation_record"]
 
@@ -57,6 +58,8 @@ class TokenStore:
         return list(self.db.query("SELECT name, created_at FROM api_tokens ORDER BY name"))
 
     def valid(self, token: str) -> bool:
+        if not is_token(token):
+            return False
         digest = hash_token(token)
         rows = list(self.db.query("SELECT token_hash FROM api_tokens", []))
         # Compare against every hash so the time taken says nothing about which matched.
@@ -126,9 +129,8 @@ def add_api_routes(app: web.Application, store_key: web.AppKey[Any],
         return conversation_store
 
     def authorise(request: web.Request) -> None:
-        header = request.headers.get("Authorization", "")
-        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
-        if not token or not TokenStore(store(request)).valid(token):
+        token = bearer_token(request)
+        if token is None or not TokenStore(store(request)).valid(token):
             raise _problem(401, "unauthorised",
                            "Send Authorization: Bearer <token> (create one with `shopchat "
                            "tokens add NAME`).")

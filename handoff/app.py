@@ -16,12 +16,13 @@ from bot.settings import Settings
 from handoff import agent_socket
 from handoff.chat import ChatSession, origin_allowed, websocket_response
 from handoff.desk import Desk, load_canned
+from handoff.http import quiet_client_errors
 from handoff.hub import Hub
 from handoff.persistence import ConversationStore
 from handoff.rasa_bridge import RasaBridge
 from handoff.webhooks import Webhooks
 
-__all__ = ["DESK", "HUB", "SETTINGS", "create_app"]
+__all__ = ["DESK", "HUB", "SETTINGS", "create_app", "start"]
 
 log = logging.getLogger("gateway")
 
@@ -98,10 +99,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def chat_socket(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
-    own_origin = f"{request.scheme}://{request.host}"
-    if not origin_allowed(request.headers.get("Origin"), own_origin, settings.allowed_origins):
+    if not origin_allowed(request.headers.get("Origin"), settings.own_origins,
+                          settings.allowed_origins):
         raise web.HTTPForbidden(
-            text="This page's origin may not open a chat. Add it to SHOPCHAT_ALLOWED_ORIGINS."
+            text="This page's origin may not open a chat. Add it to SHOPCHAT_ALLOWED_ORIGINS "
+            "(the gateway's own address behind a proxy: SHOPCHAT_PUBLIC_ORIGINS)."
         )
     ws = websocket_response()
     await ws.prepare(request)
@@ -116,13 +118,16 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
 
 async def agent_ws(request: web.Request) -> web.StreamResponse:
     # The console is served by the gateway itself: other origins may not drive an agent socket.
-    own_origin = f"{request.scheme}://{request.host}"
-    if not origin_allowed(request.headers.get("Origin"), own_origin, []):
-        raise web.HTTPForbidden(text="The agent console only works from the gateway's own origin.")
+    settings = request.app[SETTINGS]
+    if not origin_allowed(request.headers.get("Origin"), settings.own_origins, []):
+        raise web.HTTPForbidden(
+            text="The agent console only works from the gateway's own origin "
+            "(behind a proxy, name it in SHOPCHAT_PUBLIC_ORIGINS)."
+        )
     ws = websocket_response()
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
-    await agent_socket.agent_socket(ws, request.app[DESK])
+    await agent_socket.agent_socket(ws, request.app[DESK], settings.handshake_timeout)
     return ws
 
 
@@ -140,6 +145,7 @@ async def index(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings) -> web.Application:
     """The gateway app. Opens nothing until it starts (see ``cleanup_ctx``)."""
+    quiet_client_errors()
     app = web.Application()
     app[SETTINGS] = settings
     app[SOCKETS] = weakref.WeakSet[web.WebSocketResponse]()
@@ -162,6 +168,15 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
+async def start(settings: Settings) -> web.AppRunner:
+    """Serve the gateway on ``settings.host:port`` from a running event loop (tests, benches);
+    ``cleanup()`` the runner to stop it."""
+    runner = web.AppRunner(create_app(settings), keepalive_timeout=settings.http_timeout)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.port).start()
+    return runner
+
+
 def run(settings: Settings) -> None:
     """Serve the gateway until interrupted."""
     logging.basicConfig(
@@ -176,5 +191,8 @@ def run(settings: Settings) -> None:
         print=lambda _: log.info("listening on %s", settings.public_url),
         shutdown_timeout=5,
         handle_signals=True,
+        # Also the bound on a client that trickles a request's headers (slowloris):
+        # aiohttp closes a connection that has not sent a whole request by then.
+        keepalive_timeout=settings.http_timeout,
     )
     asyncio.set_event_loop(None)

@@ -7,6 +7,7 @@ and runs the bot.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import WSMsgType, web
@@ -30,25 +31,31 @@ from handoff.protocol import (
     TypingIn,
     ack_frame,
     error_frame,
+    internal_error,
     parse_client_frame,
     pong_frame,
     welcome_frame,
 )
 
-__all__ = ["ChatSession", "origin_allowed"]
+__all__ = ["HELLO_TIMEOUT_CLOSE", "ChatSession", "origin_allowed"]
 
 log = logging.getLogger("gateway.chat")
 
+#: Close code for a socket that sent no hello in time (4000-4999 are the application's).
+HELLO_TIMEOUT_CLOSE = 4408
 
-def origin_allowed(origin: str | None, own_origin: str, allowed: list[str]) -> bool:
+
+def origin_allowed(origin: str | None, own: frozenset[str], allowed: list[str]) -> bool:
     """Browsers send ``Origin``; only the gateway's own pages and configured shops may connect.
 
-    Non-browser clients send none and are let through: they cannot ride on a
-    shopper's cookies, and a conversation is guarded by its resume token anyway.
+    ``own`` comes from configuration, never from the request's ``Host`` header: a
+    DNS-rebinding page sends a ``Host`` and ``Origin`` of its own name, which agree.
+    Non-browser clients send no ``Origin`` and are let through: they cannot ride on
+    a shopper's cookies, and a conversation is guarded by its resume token anyway.
     """
     if origin is None:
         return True
-    return origin == own_origin or origin in allowed or "*" in allowed
+    return origin in own or origin in allowed or "*" in allowed
 
 
 class ChatSession:
@@ -63,52 +70,75 @@ class ChatSession:
         self.conversation_id: str | None = None
 
     async def run(self, ws: web.WebSocketResponse) -> None:
-        async for message in ws:
+        deadline = asyncio.get_running_loop().time() + self.settings.handshake_timeout
+        while not ws.closed:
+            # Until the hello, the socket has until the deadline: pings do not extend it.
+            timeout = (None if self.conversation_id is not None
+                       else max(0.0, deadline - asyncio.get_running_loop().time()))
+            try:
+                message = await ws.receive(timeout=timeout)
+            except TimeoutError:
+                await self._refuse(ws)
+                return
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 self.on_frame(message.data)
             elif message.type == WSMsgType.ERROR:
                 log.info("socket error: %s", ws.exception())
-                break
+                return
+            elif message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                return
+
+    async def _refuse(self, ws: web.WebSocketResponse) -> None:
+        timeout = self.settings.handshake_timeout
+        self.subscriber.push_control(error_frame(ProtocolError(
+            "hello_timeout", f"No hello within {timeout:g} s; connect again and send it first."
+        )))
+        await self.subscriber.close()  # the error frame goes out before the close
+        await ws.close(code=HELLO_TIMEOUT_CLOSE, message=b"hello timeout")
 
     def on_frame(self, raw: str | bytes) -> None:
         try:
-            frame = parse_client_frame(raw)
-            if isinstance(frame, Hello):
-                self._hello(frame)
-            elif isinstance(frame, Ping):
-                self.subscriber.push_control(pong_frame())
-            else:
-                conversation_id = self.conversation_id
-                if conversation_id is None:
-                    raise ProtocolError(
-                        "not_joined", "Send a hello frame first.", getattr(frame, "client_id", None)
-                    )
-                if isinstance(frame, MessageIn):
-                    self._message(conversation_id, frame)
-                elif isinstance(frame, PageUpdate):
-                    self.hub.store.set_page(
-                        conversation_id, frame.page.model_dump(exclude_none=True)
-                    )
-                elif isinstance(frame, IdentityIn):
-                    self._identify(conversation_id, frame.token)
-                elif isinstance(frame, TypingIn):
-                    self.desk.shopper_typing(conversation_id, frame.on)
-                elif isinstance(frame, OfflineMessage):
-                    self._acknowledge(frame.client_id, self.desk.leave_message(
-                        conversation_id, frame.client_id, frame.email, frame.text
-                    ))
-                elif isinstance(frame, Csat):
-                    self._acknowledge(frame.client_id, self.desk.rate(
-                        conversation_id, frame.client_id, frame.handoff_id, frame.score,
-                        frame.comment,
-                    ))
-                elif isinstance(frame, LeaveQueue):
-                    self._acknowledge(
-                        frame.client_id, self.desk.leave_queue(conversation_id, frame.client_id)
-                    )
+            self._on_frame(raw)
         except ProtocolError as error:
             log.info("conversation=%s rejected frame: %s", self.conversation_id, error.code)
             self.subscriber.push_control(error_frame(error))
+        except Exception:  # a bug must cost one frame, never the shopper's socket
+            log.exception("conversation=%s frame failed", self.conversation_id)
+            self.subscriber.push_control(error_frame(internal_error()))
+
+    def _on_frame(self, raw: str | bytes) -> None:
+        frame = parse_client_frame(raw)
+        if isinstance(frame, Hello):
+            self._hello(frame)
+        elif isinstance(frame, Ping):
+            self.subscriber.push_control(pong_frame())
+        else:
+            conversation_id = self.conversation_id
+            if conversation_id is None:
+                raise ProtocolError(
+                    "not_joined", "Send a hello frame first.", getattr(frame, "client_id", None)
+                )
+            if isinstance(frame, MessageIn):
+                self._message(conversation_id, frame)
+            elif isinstance(frame, PageUpdate):
+                self.hub.store.set_page(conversation_id, frame.page.model_dump(exclude_none=True))
+            elif isinstance(frame, IdentityIn):
+                self._identify(conversation_id, frame.token)
+            elif isinstance(frame, TypingIn):
+                self.desk.shopper_typing(conversation_id, frame.on)
+            elif isinstance(frame, OfflineMessage):
+                self._acknowledge(frame.client_id, self.desk.leave_message(
+                    conversation_id, frame.client_id, frame.email, frame.text
+                ))
+            elif isinstance(frame, Csat):
+                self._acknowledge(frame.client_id, self.desk.rate(
+                    conversation_id, frame.client_id, frame.handoff_id, frame.score,
+                    frame.comment,
+                ))
+            elif isinstance(frame, LeaveQueue):
+                self._acknowledge(
+                    frame.client_id, self.desk.leave_queue(conversation_id, frame.client_id)
+                )
 
     def _hello(self, hello: Hello) -> None:
         if self.conversation_id is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import sqlite3
 import time
@@ -33,6 +34,7 @@ __all__ = [
     "ConversationStore",
     "StoredEvent",
     "hash_token",
+    "is_token",
     "skip_all_pending",
 ]
 
@@ -173,6 +175,17 @@ class StoredEvent:
     frame: dict[str, Any]
 
 
+#: Every secret token the gateway hands out is URL-safe base64 (``secrets.token_urlsafe``),
+#: API tokens with an ``sc_`` prefix.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+
+
+def is_token(value: str) -> bool:
+    """Whether ``value`` could be a token the gateway made: checked before any lookup, so
+    that text no token can be (empty, huge, not ASCII) is turned away for what it is."""
+    return _TOKEN.fullmatch(value) is not None
+
+
 def hash_token(token: str) -> str:
     """Secrets are stored only as their SHA-256: a copied database gives no working tokens."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -231,6 +244,8 @@ class ConversationStore:
 
     def authenticate(self, conversation_id: str, token: str) -> Conversation | None:
         """The conversation if ``token`` is its resume token, else ``None``."""
+        if not is_token(token):
+            return None
         row = self._row(conversation_id)
         if row is None or not hmac.compare_digest(row["token_hash"], hash_token(token)):
             return None

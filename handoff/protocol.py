@@ -8,6 +8,7 @@ back, so every rule of the protocol can be tested without a socket.
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
@@ -16,6 +17,8 @@ from handoff.exceptions import ProtocolError
 
 __all__ = [
     "MAX_FRAME_BYTES",
+    "MAX_ID",
+    "MAX_JSON_DEPTH",
     "MAX_TEXT_BYTES",
     "Button",
     "ClientFrame",
@@ -33,6 +36,8 @@ __all__ = [
     "ack_frame",
     "check_text",
     "error_frame",
+    "internal_error",
+    "load_json",
     "parse_client_frame",
     "parse_frame",
     "pong_frame",
@@ -47,24 +52,39 @@ MAX_TEXT_BYTES = 4096
 #: Longest frame the server reads at all; larger ones close the socket (1009).
 MAX_FRAME_BYTES = 64 * 1024
 
+#: Deepest nesting of objects and arrays in a frame (a hello's page.cart.items[0] is 4 deep).
+MAX_JSON_DEPTH = 16
+#: Largest id or seq: SQLite's INTEGER is a signed 64-bit number.
+MAX_ID = 2**63 - 1
+
 ClientId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 ConversationId = Annotated[str, StringConstraints(pattern=r"^[a-f0-9]{32}$")]
+#: A stored row's id (a handoff, a ticket).
+RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
+#: A conversation's event counter as a client last saw it.
+Seq = Annotated[int, Field(ge=0, le=MAX_ID)]
+#: Prices and totals: finite, not negative, and below any real basket.
+Amount = Annotated[float, Field(ge=0, le=1e12)]
+
+#: UTF-16 surrogates are not characters: JSON may spell them ("\\ud800"), UTF-8 cannot.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _Frame(BaseModel):
     # Unknown fields are ignored so newer clients can talk to older servers.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # NaN and infinities are not numbers a frame may carry.
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
 
 class CartItem(_Frame):
     sku: Annotated[str, StringConstraints(max_length=64)]
     qty: int = Field(1, ge=0, le=10_000)
-    price: float | None = Field(None, ge=0)
+    price: Amount | None = None
 
 
 class Cart(_Frame):
     items: list[CartItem] = Field(default_factory=list, max_length=100)
-    total: float | None = Field(None, ge=0)
+    total: Amount | None = None
     currency: Annotated[str, StringConstraints(max_length=8)] | None = None
 
 
@@ -82,7 +102,7 @@ class Hello(_Frame):
     type: Literal["hello"]
     conversation_id: ConversationId | None = None
     resume_token: Annotated[str, StringConstraints(max_length=128)] | None = None
-    last_seq: int = Field(0, ge=0)
+    last_seq: Seq = 0
     page: Page | None = None
     #: A customer id signed by the shop's backend (see bot.identity); ignored unless genuine.
     identity: Annotated[str, StringConstraints(max_length=1024)] | None = None
@@ -134,7 +154,7 @@ class Csat(_Frame):
 
     type: Literal["csat"]
     client_id: ClientId
-    handoff_id: int = Field(ge=1)
+    handoff_id: RowId
     score: int = Field(ge=1, le=5)
     comment: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
@@ -170,14 +190,21 @@ _KNOWN_TYPES = (
 )
 
 
+#: How many of a frame's problems its error names (the rest are counted).
+_PROBLEMS_NAMED = 3
+
+
 def _describe(error: ValidationError) -> str:
     parts = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"][1:]) or "frame"
+    problems = error.errors(include_input=False, include_url=False)
+    for item in problems[:_PROBLEMS_NAMED]:
+        where = _shorten(".".join(str(p) for p in item["loc"][1:]) or "frame")
         if item["type"] == "missing":
             parts.append(f"missing field '{where}'")
         else:
-            parts.append(f"'{where}': {item['msg']}")
+            parts.append(f"'{where}': {_shorten(item['msg'], 120)}")
+    if len(problems) > _PROBLEMS_NAMED:
+        parts.append(f"and {len(problems) - _PROBLEMS_NAMED} more")
     return "; ".join(parts)
 
 
@@ -199,18 +226,19 @@ def parse_frame(raw: str | bytes, adapter: TypeAdapter[Any], known_types: tuple[
     """Decode and validate one JSON frame against ``adapter``; errors name what to fix."""
     if isinstance(raw, bytes):
         raise ProtocolError("bad_frame", "Frames must be JSON text, not binary.")
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise ProtocolError("bad_json", "Frame is not valid JSON.") from None
+    data = _decode(raw, "Frame")
     if not isinstance(data, dict):
         raise ProtocolError("bad_frame", "Frame must be a JSON object with a 'type'.")
     client_id = data.get("client_id") if isinstance(data.get("client_id"), str) else None
+    if client_id is not None and _SURROGATE.search(client_id):
+        client_id = None
+    _check_values(data, client_id, "Frame")
     kind = data.get("type")
     if kind not in known_types:
         raise ProtocolError(
             "unknown_type",
-            f"Unknown frame type {kind!r}; expected one of: {', '.join(known_types)}.",
+            f"Unknown frame type {_shorten(repr(kind))}; expected one of: "
+            f"{', '.join(known_types)}.",
             client_id,
         )
     try:
@@ -218,6 +246,62 @@ def parse_frame(raw: str | bytes, adapter: TypeAdapter[Any], known_types: tuple[
     except ValidationError as error:
         reason = f"Invalid {kind} frame: {_describe(error)}."
         raise ProtocolError("bad_frame", reason, client_id) from None
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def load_json(raw: str, what: str = "Body") -> Any:
+    """JSON text as Python values, or :class:`ProtocolError` (``bad_json``, ``bad_unicode``).
+
+    Stricter than :func:`json.loads`: no ``NaN``/``Infinity``, at most
+    :data:`MAX_JSON_DEPTH` levels of nesting, and every string (keys too) made of
+    Unicode characters only: a lone surrogate can be neither stored nor sent on.
+    """
+    data = _decode(raw, what)
+    _check_values(data, None, what)
+    return data
+
+
+def _no_constants(name: str) -> Any:
+    raise ProtocolError("bad_json", f"{name} is not a JSON number; send finite numbers only.")
+
+
+def _decode(raw: str, what: str) -> Any:
+    try:
+        return json.loads(raw, parse_constant=_no_constants)
+    except RecursionError:
+        raise ProtocolError("bad_json", _too_deep(what)) from None
+    except ValueError:  # JSONDecodeError, and integers beyond Python's 4,300 digits
+        raise ProtocolError("bad_json", f"{what} is not valid JSON.") from None
+
+
+def _too_deep(what: str) -> str:
+    return f"{what} is nested more than {MAX_JSON_DEPTH} levels deep."
+
+
+def _check_values(data: Any, client_id: str | None, what: str) -> None:
+    """Walk decoded JSON without recursion: nesting depth, and strings free of surrogates."""
+    pending: list[tuple[Any, int]] = [(data, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            if (bad := _SURROGATE.search(value)) is not None:
+                raise ProtocolError(
+                    "bad_unicode",
+                    f"Text must be made of Unicode characters; a lone surrogate "
+                    f"(\\u{ord(bad.group()):04x}) is not one. Send the text as UTF-8.",
+                    client_id,
+                )
+        elif isinstance(value, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise ProtocolError("bad_json", _too_deep(what), client_id)
+            if isinstance(value, dict):
+                pending.extend((key, depth) for key in value)
+                pending.extend((item, depth + 1) for item in value.values())
+            else:
+                pending.extend((item, depth + 1) for item in value)
 
 
 def check_text(text: str, client_id: str | None, allow_empty: bool = False) -> None:
@@ -252,6 +336,16 @@ def welcome_frame(
 
 def ack_frame(client_id: str, seq: int, duplicate: bool) -> dict[str, Any]:
     return {"type": "ack", "client_id": client_id, "seq": seq, "duplicate": duplicate}
+
+
+def internal_error(client_id: str | None = None) -> ProtocolError:
+    """What a client is told when the server failed on its frame (a bug, logged)."""
+    return ProtocolError(
+        "internal_error",
+        "The server could not handle this frame (the error is logged). The connection is "
+        "still usable; a message that got no ack may be sent again.",
+        client_id,
+    )
 
 
 def error_frame(error: ProtocolError) -> dict[str, Any]:

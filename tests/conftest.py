@@ -17,7 +17,7 @@ from aiohttp import web
 from websockets.asyncio.client import ClientConnection, connect
 
 from bot.settings import Settings
-from handoff.app import create_app
+from handoff.app import start as start_gateway
 from shopchat.stack import StackHandle, free_port, spawn
 from shopchat.training import train
 
@@ -75,9 +75,7 @@ class Gateway:
         return f"http://127.0.0.1:{self.settings.port}"
 
     async def start(self) -> None:
-        self.runner = web.AppRunner(create_app(self.settings))
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.settings.port).start()
+        self.runner = await start_gateway(self.settings)
 
     async def stop(self) -> None:
         if self.runner is not None:
@@ -107,6 +105,25 @@ def gateway_with(gateway_settings: Settings) -> Callable[..., Any]:
     @asynccontextmanager
     async def make(**overrides: Any) -> AsyncIterator[Gateway]:
         gw = Gateway(gateway_settings.model_copy(update=overrides))
+        await gw.start()
+        try:
+            yield gw
+        finally:
+            await gw.stop()
+
+    return make
+
+
+@pytest.fixture
+def bare_gateway_with(tmp_path: Path) -> Callable[..., Any]:
+    """An in-process gateway with no Rasa behind it (nothing listens on its Rasa port), for
+    the fast tier: everything up to the bot's turn, ``async with bare_gateway_with(...)``."""
+
+    @asynccontextmanager
+    async def make(**overrides: Any) -> AsyncIterator[Gateway]:
+        settings = Settings(var_dir=tmp_path / "var", port=free_port(), rasa_port=free_port(),
+                            action_port=free_port(), **overrides)
+        gw = Gateway(settings)
         await gw.start()
         try:
             yield gw

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from bot.settings import Settings
 from handoff.api import OPENAPI, TokenStore
-from handoff.app import create_app
+from handoff.app import create_app, start
 from handoff.persistence import ConversationStore
 from shopchat.stack import free_port
 
@@ -27,9 +26,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[str, Settings]]:
     store.db.execute("INSERT INTO tickets (conversation_id, email, message, created_at) "
                      "VALUES (?, 'a@example.com', 'call me', 1)", [conversation.id])
     store.close()
-    runner = web.AppRunner(create_app(settings))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", settings.port).start()
+    runner = await start(settings)
     yield f"http://127.0.0.1:{settings.port}/api/v1", settings
     await runner.cleanup()
 
