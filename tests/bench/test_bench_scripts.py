@@ -61,3 +61,24 @@ def test_train_bench_trains_from_scratch_and_finds_nothing_to_redo(tmp_path: Pat
     assert result["from_scratch"]["runs"] == result["unchanged"]["runs"] == 1
     # The unchanged retrain is the fingerprint check alone: far less than a training.
     assert result["unchanged"]["median_s"] < result["from_scratch"]["median_s"]
+
+
+def test_fuzz_run_finds_nothing_unhandled(tmp_path: Path) -> None:
+    """A short fuzz run over both sockets and the HTTP API (bench/fuzz_gateway.py): no
+    unhandled exception in the gateway's log, no 5xx, no undocumented close."""
+    output = tmp_path / "fuzz.json"
+    completed = subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "bench" / "fuzz_gateway.py"), "--frames", "120",
+         "--requests", "120", "--seed", "7", "--output", str(output)],
+        capture_output=True, text=True, timeout=300, check=False, cwd=PROJECT_DIR,
+    )
+    result = json.loads(output.read_text())
+    assert completed.returncode == 0, (result["first_unhandled"], {
+        name: edge["first_failures"] for name, edge in result["edges"].items()})
+    assert result["unhandled_exceptions"] == 0 and result["http_5xx"] == 0
+    assert result["sqlite_integrity"] == "ok"
+    edges = result["edges"]
+    assert edges["shopper (joined)"]["sent"] == 120 and edges["http"]["sent"] == 120
+    # The run did reach the parsers' refusals, not just the happy path.
+    assert edges["shopper (joined)"]["answers"].get("error:bad_unicode", 0) > 0
+    assert edges["agent (first frame)"]["closes"].get("4401", 0) > 0
