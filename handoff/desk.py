@@ -45,6 +45,7 @@ from handoff.agents import Agent, AgentStore
 from handoff.context import build_context
 from handoff.desk_store import DeskStore, Handoff
 from handoff.exceptions import ProtocolError, RasaUnavailable
+from handoff.handoff_states import HandoffState
 from handoff.hub import AgentView, Hub, Subscriber
 from handoff.persistence import Change, ConversationStore
 from handoff.protocol import pong_frame, typing_frame
@@ -220,25 +221,24 @@ class Desk:
             customer_id=conversation.customer_id,
         )
         priority = priority_for(conversation.page, handoff.trigger)
-        if self._online_agents():
+        queued = bool(self._online_agents())
+        outbox = self._outbox("conversation.queued", handoff.conversation_id,
+                              handoff_id=handoff.id, trigger=handoff.trigger,
+                              reason=handoff.reason, priority=priority, staffed=queued,
+                              page=conversation.page, customer_id=conversation.customer_id)
+        if queued:
             change = self.desk.enqueue(handoff, context, priority, [
                 {"type": "mode", "mode": "queued", "handoff_id": handoff.id},
                 _system("I'm connecting you with a person from our team. They will see this "
                         "whole conversation, so you won't need to repeat anything."),
-            ])
-            queued = True
+            ], outbox)
         else:
             change = self.desk.unstaffed(
-                handoff, context, priority, self._offline_offer(handoff.id, "no_agents")
+                handoff, context, priority, self._offline_offer(handoff.id, "no_agents"), outbox
             )
-            queued = False
         if change is None:
             return  # opened meanwhile by another task (a reconnect and a timer, say)
         self._announce(handoff.conversation_id, change)
-        self._emit("conversation.queued", handoff.conversation_id, handoff_id=handoff.id,
-                   trigger=handoff.trigger, reason=handoff.reason, priority=priority,
-                   staffed=queued, page=conversation.page,
-                   customer_id=conversation.customer_id)
         log.info("conversation=%s handoff=%s %s (trigger %s, priority %s)",
                  handoff.conversation_id, handoff.id, "queued" if queued else "unstaffed",
                  handoff.trigger, priority)
@@ -288,8 +288,11 @@ class Desk:
                 _system(text)]
 
     def _announce(self, conversation_id: str, change: Change | None) -> None:
+        """Send a stored change's events on; its webhook rows (if any) go out now too."""
         if change is not None and change.new:
             self.hub.publish(conversation_id, change.events)
+            if self.webhooks is not None:
+                self.webhooks.wake()
 
     # -- routing ------------------------------------------------------------
 
@@ -323,14 +326,13 @@ class Desk:
         change = self.desk.assign(handoff, agent.id, [
             {"type": "mode", "mode": "agent", "agent": {"name": agent.name}},
             _system(f"{agent.name} joined the chat."),
-        ])
+        ], self._outbox("conversation.assigned", handoff.conversation_id,
+                        handoff_id=handoff.id, agent={"id": agent.id, "name": agent.name}))
         if change is None:
             return False
         self._last_assigned[agent.id] = time.time()
         self._positions.pop(handoff.conversation_id, None)
         self._announce(handoff.conversation_id, change)
-        self._emit("conversation.assigned", handoff.conversation_id, handoff_id=handoff.id,
-                   agent={"id": agent.id, "name": agent.name})
         assigned = self.desk.get(handoff.id)
         assert assigned is not None
         self._send_to(agent.id, {
@@ -468,9 +470,10 @@ class Desk:
             return True
         if handoff is None:
             return False
-        return handoff.state == "queued" or (
-            handoff.state == "assigned" and handoff.agent_id == agent.id
-        ) or (handoff.agent_id == agent.id and handoff.state in ("closed", "returned"))
+        return handoff.state == HandoffState.QUEUED or (
+            handoff.state == HandoffState.ASSIGNED and handoff.agent_id == agent.id
+        ) or (handoff.agent_id == agent.id
+              and handoff.state in (HandoffState.CLOSED, HandoffState.RETURNED))
 
     def _open_view(self, connection: AgentConnection, conversation_id: str, last_seq: int) -> None:
         handoff = self.desk.current(conversation_id)
@@ -495,13 +498,14 @@ class Desk:
 
     def _owned(self, agent: Agent, conversation_id: str) -> Handoff:
         handoff = self.desk.current(conversation_id)
-        if handoff is None or handoff.state != "assigned" or handoff.agent_id != agent.id:
+        if (handoff is None or handoff.state != HandoffState.ASSIGNED
+                or handoff.agent_id != agent.id):
             raise ProtocolError("not_your_chat", "This chat is not assigned to you (any more).")
         return handoff
 
     def _claim(self, agent: Agent, conversation_id: str) -> None:
         handoff = self.desk.current(conversation_id)
-        if handoff is None or handoff.state != "queued":
+        if handoff is None or handoff.state != HandoffState.QUEUED:
             raise ProtocolError(
                 "not_in_queue", "This chat is not waiting any more: someone took it, or the "
                 "shopper left."
@@ -571,7 +575,7 @@ class Desk:
     async def _end(self, agent: Agent, frame: Handback | Close) -> None:
         handoff = self._owned(agent, frame.conversation_id)
         if isinstance(frame, Close):
-            state, resolution = "closed", frame.resolution
+            state, resolution = HandoffState.CLOSED, frame.resolution
             frames = [
                 {"type": "mode", "mode": "bot"},
                 _system(f"{agent.name} closed the chat. Thanks for contacting us!"),
@@ -580,19 +584,18 @@ class Desk:
                  "text": f"How did {agent.name} do? Rate the help you got from 1 to 5."},
             ]
         else:
-            state, resolution = "returned", None
+            state, resolution = HandoffState.RETURNED, None
             frames = [
                 {"type": "mode", "mode": "bot"},
                 _system(f"{agent.name} handed you back to the assistant. Ask me anything, or "
                         "ask for a person again at any time."),
             ]
-        change = self.desk.end(handoff, agent.id, state, resolution, frames)
+        change = self.desk.end(handoff, agent.id, state, resolution, frames, self._outbox(
+            "conversation.closed", frame.conversation_id, handoff_id=handoff.id, outcome=state,
+            resolution=resolution, agent={"id": agent.id, "name": agent.name}))
         if change is None:
             raise ProtocolError("not_your_chat", "This chat is not assigned to you (any more).")
         self._announce(frame.conversation_id, change)
-        self._emit("conversation.closed", frame.conversation_id, handoff_id=handoff.id,
-                   outcome=state, resolution=resolution,
-                   agent={"id": agent.id, "name": agent.name})
         self._send_to(agent.id, {"type": "unassigned", "conversation_id": frame.conversation_id,
                                  "reason": state})
         log.info("conversation=%s handoff=%s %s by %s", frame.conversation_id, handoff.id,
@@ -643,7 +646,7 @@ class Desk:
             return repeat
         handoff = self.desk.current(conversation_id)
         change = None
-        if handoff is not None and handoff.state == "queued":
+        if handoff is not None and handoff.state == HandoffState.QUEUED:
             change = self.desk.leave(handoff, client_id, [
                 {"type": "mode", "mode": "bot"},
                 _system("OK, you're back with the assistant. Ask for a person again any time."),
@@ -661,7 +664,7 @@ class Desk:
         if (repeat := self._repeat(conversation_id, client_id)) is not None:
             return repeat
         handoff = self.desk.current(conversation_id)
-        if handoff is None or handoff.state not in ("queued", "unstaffed"):
+        if handoff is None or handoff.state not in (HandoffState.QUEUED, HandoffState.UNSTAFFED):
             raise ProtocolError(
                 "no_offline_form",
                 "Leaving a message is offered when nobody from the team can take the chat.",
@@ -671,18 +674,18 @@ class Desk:
             {"type": "offline_received", "handoff_id": handoff.id, "email": email},
             _system(f"Thanks! We have your message and will reply to {email}."),
         ]
-        if handoff.state == "queued":
+        if handoff.state == HandoffState.QUEUED:
             frames.insert(0, {"type": "mode", "mode": "bot"})
         change = self.desk.leave_message(
-            conversation_id, handoff, client_id, email, text, frames
+            conversation_id, handoff, client_id, email, text, frames,
+            self._outbox("ticket.created", conversation_id, handoff_id=handoff.id, email=email,
+                         message=text),
         )
-        assert change is not None  # no guard
+        assert change is not None  # the handoff was queued or unstaffed just now
         if change.new:
             self._positions.pop(conversation_id, None)
             self._announce(conversation_id, change)
             self._alert("ticket", handoff, f"New offline message from {email}.")
-            self._emit("ticket.created", conversation_id, handoff_id=handoff.id, email=email,
-                       message=text)
             self._changed()
         return change
 
@@ -698,22 +701,23 @@ class Desk:
             change = self.desk.rate(handoff, client_id, score, comment, [
                 {"type": "csat_received", "handoff_id": handoff.id, "score": score},
                 _system("Thank you for your feedback!"),
-            ])
+            ], self._outbox("csat.received", conversation_id, handoff_id=handoff_id,
+                            score=score, comment=comment))
         if change is None:
             raise ProtocolError(
                 "csat_not_expected", "This chat was not closed by an agent, or it is rated "
                 "already.", client_id,
             )
         self._announce(conversation_id, change)
-        if change.new:
-            self._emit("csat.received", conversation_id, handoff_id=handoff_id, score=score,
-                       comment=comment)
         return change
 
-    def _emit(self, event: str, conversation_id: str, **data: Any) -> None:
-        """Tell the shop's systems (webhooks), after the change is stored."""
-        if self.webhooks is not None:
-            self.webhooks.emit(event, {"conversation_id": conversation_id, **data})
+    def _outbox(self, event: str, conversation_id: str, **data: Any
+                ) -> list[tuple[str, list[Any]]]:
+        """The webhook rows telling the shop's systems about a change, to be written in the
+        change's own transaction (:meth:`_announce` then wakes the sender)."""
+        if self.webhooks is None:
+            return []
+        return self.webhooks.rows(event, {"conversation_id": conversation_id, **data})
 
     # -- keeping consoles and waiting shoppers up to date ----------------------------
 

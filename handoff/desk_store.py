@@ -1,32 +1,48 @@
 """The desk's tables: handoffs (queue and assignments), offline tickets, notes.
 
-Each state change is one :meth:`ConversationStore.apply` call: the row update,
-the conversation's mode and the events that tell the shopper all commit
-together, and a guard makes racing changes (two agents claiming one chat)
-fail cleanly instead of both winning.
+Each state change is a move of :mod:`handoff.handoff_states`, applied by
+:meth:`DeskStore.move` as one :meth:`ConversationStore.apply` call: the row update,
+the conversation's mode, the events that tell the shopper and the webhook rows that
+tell the shop's systems all commit together, and the move's guard makes racing
+changes (two agents claiming one chat) fail cleanly instead of both winning.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from handoff.persistence import (
-    AGENT,
-    BOT,
-    QUEUED,
-    Change,
-    ConversationStore,
-    skip_all_pending,
+from handoff.handoff_states import (
+    ASSIGN,
+    CLOSE,
+    ENQUEUE,
+    HAND_BACK,
+    LEAVE,
+    LEAVE_FOR_MESSAGE,
+    OFFER_OFFLINE,
+    RATE,
+    REPLY,
+    REQUEUE,
+    TRANSFER,
+    UNSTAFFED,
+    HandoffState,
+    Move,
 )
+from handoff.persistence import Change, ConversationStore, skip_all_pending
 from handoff.routing import queue_order
 
 __all__ = ["DeskStore", "Handoff", "Note", "Ticket"]
 
-#: Handoff states in which a person is (or will be) responsible for the chat.
-OPEN_STATES = ("new", "queued", "assigned")
+#: The handoff columns a move may set (every other column is written once, at creation).
+_SETTABLE = frozenset({
+    "state", "context", "priority", "agent_id", "assigned_at", "first_response_at",
+    "offline_offered_at", "ended_at", "resolution", "csat_score", "csat_comment", "csat_at",
+})
+#: Columns a move sets only when they are still empty (the first reply stays the first).
+_KEEP_FIRST = frozenset({"first_response_at"})
 
 
 @dataclass(frozen=True)
@@ -140,20 +156,22 @@ class DeskStore:
         return found[0] if found else None
 
     def new(self) -> list[Handoff]:
-        return self._handoffs("state = 'new'", [])
+        return self._handoffs("state = ?", [HandoffState.NEW.value])
 
     def queued(self) -> list[Handoff]:
         """Waiting chats, in the order they leave the queue."""
-        return queue_order(self._handoffs("state = 'queued'", []))
+        return queue_order(self._handoffs("state = ?", [HandoffState.QUEUED.value]))
 
     def assigned(self, agent_id: str | None = None) -> list[Handoff]:
         if agent_id is None:
-            return self._handoffs("state = 'assigned'", [])
-        return self._handoffs("state = 'assigned' AND agent_id = ?", [agent_id], "assigned_at")
+            return self._handoffs("state = ?", [HandoffState.ASSIGNED.value])
+        return self._handoffs("state = ? AND agent_id = ?",
+                              [HandoffState.ASSIGNED.value, agent_id], "assigned_at")
 
     def loads(self) -> dict[str, int]:
         rows = self.db.execute(
-            "SELECT agent_id, COUNT(*) FROM handoffs WHERE state = 'assigned' GROUP BY agent_id"
+            "SELECT agent_id, COUNT(*) FROM handoffs WHERE state = ? GROUP BY agent_id",
+            [HandoffState.ASSIGNED.value],
         ).fetchall()
         return {agent_id: count for agent_id, count in rows}
 
@@ -180,89 +198,86 @@ class DeskStore:
 
     # -- changes ----------------------------------------------------------
 
-    def _guard(
-        self, handoff_id: int, state: str, agent_id: str | None = None
-    ) -> tuple[str, list[Any]]:
-        if agent_id is None:
-            return "SELECT 1 FROM handoffs WHERE id = ? AND state = ?", [handoff_id, state]
-        return (
-            "SELECT 1 FROM handoffs WHERE id = ? AND state = ? AND agent_id = ?",
-            [handoff_id, state, agent_id],
+    def move(
+        self,
+        handoff: Handoff,
+        move: Move,
+        frames: list[dict[str, Any]],
+        *,
+        agent_id: str | None = None,
+        values: dict[str, Any] | None = None,
+        client_id: str | None = None,
+        outbox: Sequence[tuple[str, list[Any]]] = (),
+    ) -> Change | None:
+        """Make ``move`` on ``handoff``: set ``values`` (handoff columns), switch the
+        conversation's mode, store ``frames`` and write ``outbox`` (webhook rows), all in
+        one transaction, or nothing when the move's rule no longer holds (another agent
+        was first; it is not ``agent_id``'s chat; a once-only move was made)."""
+        if move.owned and agent_id is None:
+            raise ValueError(f"{move.name} is only for the chat's agent: give agent_id")
+        changes: dict[str, Any] = {"state": move.target.value, **(values or {})}
+        if move.ends:
+            changes.setdefault("ended_at", time.time())
+        if unknown := set(changes) - _SETTABLE:
+            raise ValueError(f"{move.name}: not handoff columns: {sorted(unknown)}")
+        guard = "SELECT 1 FROM handoffs WHERE id = ? AND state = ?"
+        params: list[Any] = [handoff.id, move.source.value]
+        if move.owned:
+            guard, params = guard + " AND agent_id = ?", [*params, agent_id]
+        if move.once is not None:
+            guard += f" AND {move.once} IS NULL"
+        assignments = ", ".join(
+            f"{column} = COALESCE({column}, ?)" if column in _KEEP_FIRST else f"{column} = ?"
+            for column in changes
+        )
+        updates = [(f"UPDATE handoffs SET {assignments} WHERE id = ?",
+                     [*changes.values(), handoff.id])]
+        if move.ends:
+            updates.append(skip_all_pending(handoff.conversation_id))
+        return self.store.apply(
+            handoff.conversation_id, frames, guard=(guard, params),
+            updates=[*updates, *outbox], mode=move.mode, client_id=client_id,
         )
 
     def enqueue(
-        self, handoff: Handoff, context: dict[str, Any], priority: int, frames: list[dict[str, Any]]
+        self, handoff: Handoff, context: dict[str, Any], priority: int,
+        frames: list[dict[str, Any]], outbox: Sequence[tuple[str, list[Any]]] = (),
     ) -> Change | None:
         """``new`` → ``queued``: the context is built, agents may take the chat."""
-        return self.store.apply(
-            handoff.conversation_id,
-            frames,
-            guard=self._guard(handoff.id, "new"),
-            updates=[(
-                "UPDATE handoffs SET state = 'queued', context = ?, priority = ? WHERE id = ?",
-                [json.dumps(context), priority, handoff.id],
-            )],
-            mode=QUEUED,
-        )
+        return self.move(handoff, ENQUEUE, frames, outbox=outbox,
+                         values={"context": json.dumps(context), "priority": priority})
 
     def unstaffed(
-        self, handoff: Handoff, context: dict[str, Any], priority: int, frames: list[dict[str, Any]]
+        self, handoff: Handoff, context: dict[str, Any], priority: int,
+        frames: list[dict[str, Any]], outbox: Sequence[tuple[str, list[Any]]] = (),
     ) -> Change | None:
         """``new`` → ``unstaffed``: nobody is online; the bot stays with the shopper."""
         now = time.time()
-        return self.store.apply(
-            handoff.conversation_id,
-            frames,
-            guard=self._guard(handoff.id, "new"),
-            updates=[(
-                "UPDATE handoffs SET state = 'unstaffed', context = ?, priority = ?, "
-                "offline_offered_at = ?, ended_at = ? WHERE id = ?",
-                [json.dumps(context), priority, now, now, handoff.id],
-            )],
-            mode=BOT,
-        )
+        return self.move(handoff, UNSTAFFED, frames, outbox=outbox, values={
+            "context": json.dumps(context), "priority": priority,
+            "offline_offered_at": now, "ended_at": now,
+        })
 
     def assign(
-        self, handoff: Handoff, agent_id: str, frames: list[dict[str, Any]]
+        self, handoff: Handoff, agent_id: str, frames: list[dict[str, Any]],
+        outbox: Sequence[tuple[str, list[Any]]] = (),
     ) -> Change | None:
         """``queued`` → ``assigned`` to ``agent_id``; fails if someone else got it first."""
-        return self.store.apply(
-            handoff.conversation_id,
-            frames,
-            guard=self._guard(handoff.id, "queued"),
-            updates=[(
-                "UPDATE handoffs SET state = 'assigned', agent_id = ?, assigned_at = ? "
-                "WHERE id = ?",
-                [agent_id, time.time(), handoff.id],
-            )],
-            mode=AGENT,
-        )
+        return self.move(handoff, ASSIGN, frames, outbox=outbox,
+                         values={"agent_id": agent_id, "assigned_at": time.time()})
 
     def transfer(
         self, handoff: Handoff, from_agent: str, to_agent: str, frames: list[dict[str, Any]]
     ) -> Change | None:
-        return self.store.apply(
-            handoff.conversation_id,
-            frames,
-            guard=self._guard(handoff.id, "assigned", from_agent),
-            updates=[("UPDATE handoffs SET agent_id = ? WHERE id = ?", [to_agent, handoff.id])],
-        )
+        return self.move(handoff, TRANSFER, frames, agent_id=from_agent,
+                         values={"agent_id": to_agent})
 
     def requeue(
         self, handoff: Handoff, agent_id: str, frames: list[dict[str, Any]]
     ) -> Change | None:
         """``assigned`` → ``queued`` again, keeping the chat's place: its agent went away."""
-        return self.store.apply(
-            handoff.conversation_id,
-            frames,
-            guard=self._guard(handoff.id, "assigned", agent_id),
-            updates=[(
-                "UPDATE handoffs SET state = 'queued', agent_id = NULL, assigned_at = NULL "
-                "WHERE id = ?",
-                [handoff.id],
-            )],
-            mode=QUEUED,
-        )
+        return self.move(handoff, REQUEUE, frames, agent_id=agent_id,
+                         values={"agent_id": None, "assigned_at": None})
 
     def end(
         self,
@@ -271,52 +286,24 @@ class DeskStore:
         state: str,
         resolution: str | None,
         frames: list[dict[str, Any]],
+        outbox: Sequence[tuple[str, list[Any]]] = (),
     ) -> Change | None:
         """``assigned`` → ``closed`` or ``returned``: the bot has the chat again,
         starting from the shopper's next message (nothing left pending is its)."""
-        return self.store.apply(
-            handoff.conversation_id,
-            frames,
-            guard=self._guard(handoff.id, "assigned", agent_id),
-            updates=[(
-                "UPDATE handoffs SET state = ?, resolution = ?, ended_at = ? WHERE id = ?",
-                [state, resolution, time.time(), handoff.id],
-            ), skip_all_pending(handoff.conversation_id)],
-            mode=BOT,
-        )
+        move = CLOSE if state == HandoffState.CLOSED else HAND_BACK
+        return self.move(handoff, move, frames, agent_id=agent_id, outbox=outbox,
+                         values={"resolution": resolution})
 
     def leave(
         self, handoff: Handoff, client_id: str, frames: list[dict[str, Any]]
     ) -> Change | None:
-        """``queued`` → ``left``: the shopper stopped waiting (what they typed
-        meanwhile was for a person, so nothing pending goes to the bot)."""
-        return self.store.apply(
-            handoff.conversation_id,
-            frames,
-            client_id=client_id,
-            guard=self._guard(handoff.id, "queued"),
-            updates=[(
-                "UPDATE handoffs SET state = 'left', ended_at = ? WHERE id = ?",
-                [time.time(), handoff.id],
-            ), skip_all_pending(handoff.conversation_id)],
-            mode=BOT,
-        )
+        """``queued`` → ``left``: the shopper stopped waiting."""
+        return self.move(handoff, LEAVE, frames, client_id=client_id)
 
     def offer_offline(self, handoff: Handoff, frames: list[dict[str, Any]]) -> Change | None:
         """Tell a queued shopper they may leave a message instead (once per handoff)."""
-        return self.store.apply(
-            handoff.conversation_id,
-            frames,
-            guard=(
-                "SELECT 1 FROM handoffs WHERE id = ? AND state = 'queued' "
-                "AND offline_offered_at IS NULL",
-                [handoff.id],
-            ),
-            updates=[(
-                "UPDATE handoffs SET offline_offered_at = ? WHERE id = ?",
-                [time.time(), handoff.id],
-            )],
-        )
+        return self.move(handoff, OFFER_OFFLINE, frames,
+                         values={"offline_offered_at": time.time()})
 
     def mark_alerted(self, handoff_id: int) -> None:
         self.db.execute(
@@ -328,17 +315,8 @@ class DeskStore:
         self, handoff: Handoff, agent_id: str, client_id: str, frame: dict[str, Any]
     ) -> Change | None:
         """An agent's message to the shopper, once per ``client_id``, only from the chat's owner."""
-        return self.store.apply(
-            handoff.conversation_id,
-            [frame],
-            client_id=client_id,
-            guard=self._guard(handoff.id, "assigned", agent_id),
-            updates=[(
-                "UPDATE handoffs SET first_response_at = COALESCE(first_response_at, ?) "
-                "WHERE id = ?",
-                [time.time(), handoff.id],
-            )],
-        )
+        return self.move(handoff, REPLY, [frame], agent_id=agent_id, client_id=client_id,
+                         values={"first_response_at": time.time()})
 
     def leave_message(
         self,
@@ -348,26 +326,19 @@ class DeskStore:
         email: str,
         message: str,
         frames: list[dict[str, Any]],
+        outbox: Sequence[tuple[str, list[Any]]] = (),
     ) -> Change | None:
-        """Store an offline ticket; a shopper still in the queue leaves it."""
-        now = time.time()
-        updates: list[tuple[str, list[Any]]] = [(
+        """Store an offline ticket; a shopper still in the queue leaves it (``offline``)."""
+        ticket = (
             "INSERT INTO tickets (conversation_id, handoff_id, email, message, created_at) "
             "VALUES (?, ?, ?, ?, ?)",
-            [conversation_id, handoff.id if handoff else None, email, message, now],
-        )]
-        leaving = handoff is not None and handoff.state == "queued"
-        if leaving:
-            assert handoff is not None
-            updates += [(
-                "UPDATE handoffs SET state = 'offline', ended_at = ? WHERE id = ? "
-                "AND state = 'queued'",
-                [now, handoff.id],
-            ), skip_all_pending(conversation_id)]
-        return self.store.apply(
-            conversation_id, frames, client_id=client_id, updates=updates,
-            mode=BOT if leaving else None,
+            [conversation_id, handoff.id if handoff else None, email, message, time.time()],
         )
+        if handoff is not None and handoff.state == HandoffState.QUEUED:
+            return self.move(handoff, LEAVE_FOR_MESSAGE, frames, client_id=client_id,
+                             outbox=[ticket, *outbox])
+        return self.store.apply(conversation_id, frames, client_id=client_id,
+                                updates=[ticket, *outbox])
 
     def rate(
         self,
@@ -376,21 +347,11 @@ class DeskStore:
         score: int,
         comment: str | None,
         frames: list[dict[str, Any]],
+        outbox: Sequence[tuple[str, list[Any]]] = (),
     ) -> Change | None:
         """Store the shopper's CSAT for a closed chat, once."""
-        return self.store.apply(
-            handoff.conversation_id,
-            frames,
-            client_id=client_id,
-            guard=(
-                "SELECT 1 FROM handoffs WHERE id = ? AND state = 'closed' AND csat_score IS NULL",
-                [handoff.id],
-            ),
-            updates=[(
-                "UPDATE handoffs SET csat_score = ?, csat_comment = ?, csat_at = ? WHERE id = ?",
-                [score, comment, time.time(), handoff.id],
-            )],
-        )
+        return self.move(handoff, RATE, frames, client_id=client_id, outbox=outbox, values={
+            "csat_score": score, "csat_comment": comment, "csat_at": time.time()})
 
     def close_ticket(self, ticket_id: int) -> bool:
         cursor = self.db.execute(

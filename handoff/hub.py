@@ -71,6 +71,8 @@ class Follower(Protocol):
     """Something that receives a conversation's events: a shopper socket or an agent's view."""
 
     role: str
+    #: The highest seq queued for it: what it has, every seq up to this one.
+    sent_seq: int
 
     def push_event(self, event: StoredEvent) -> None: ...
 
@@ -180,10 +182,18 @@ class Hub:
         return any(f.role == "shopper" for f in self._subscribers.get(conversation_id, ()))
 
     def publish(self, conversation_id: str, events: list[StoredEvent]) -> None:
-        """Send stored events to every socket following the conversation."""
+        """Send stored events to every socket following the conversation, in seq order
+        and each once: a follower that would see a gap (events stored but announced out
+        of order, or by another process) gets what it lacks from the store first."""
+        if not events:
+            return
         for subscriber in self._subscribers.get(conversation_id, ()):
-            for event in events:
-                subscriber.push_event(event)
+            if events[0].seq > subscriber.sent_seq + 1:
+                for missed in self.store.events_after(conversation_id, subscriber.sent_seq):
+                    subscriber.push_event(missed)  # the published events are among them
+            else:
+                for event in events:
+                    subscriber.push_event(event)
 
     def signal(self, conversation_id: str, frame: dict[str, Any], role: str | None = None) -> None:
         """Send a control frame (not stored, no seq) to every follower, or those of one role."""

@@ -1,9 +1,10 @@
 """Outgoing webhooks: conversation events to a shop's helpdesk or CRM, signed and retried.
 
-Each event is written to an outbox table in the gateway database when it
-happens, then delivered by one background task to every configured URL: a
-JSON POST signed with HMAC-SHA256 over ``"<timestamp>.<body>"``
-(``X-Shopchat-Signature: sha256=<hex>``). A receiver that fails (non-2xx,
+Each event is written to an outbox table in the gateway database in the same
+transaction as the change it announces (a crash loses both or neither), then
+delivered by one background task to every configured URL: a JSON POST signed
+with HMAC-SHA256 over ``"<timestamp>.<body>"`` (``X-Shopchat-Signature:
+sha256=<hex>``). A receiver that fails (non-2xx,
 timeout, refused connection) gets the event again with exponential backoff,
 up to ``webhook_max_attempts``; the delivery id (``X-Shopchat-Delivery``) stays
 the same across retries so receivers can drop repeats. Undelivered events
@@ -72,21 +73,29 @@ class Webhooks:
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
 
-    def emit(self, event: str, data: dict[str, Any]) -> None:
-        """Queue ``event`` for every URL (a row per URL, written before anyone is told)."""
+    def rows(self, event: str, data: dict[str, Any]) -> list[tuple[str, list[Any]]]:
+        """The outbox rows announcing ``event`` (one per URL), as statements to run in the
+        transaction of the change they announce: the event is stored if and only if the
+        change is. Call :meth:`wake` after the commit."""
         if event not in EVENTS:
             raise ValueError(f"unknown webhook event {event!r}")
-        if not self.urls:
-            return
         now = time.time()
         delivery_id = uuid.uuid4().hex
         body = json.dumps({"id": delivery_id, "event": event, "created_at": now, "data": data},
                           separators=(",", ":"), default=str)
-        for url in self.urls:
-            self.store.db.execute(
-                "INSERT INTO webhook_outbox (delivery_id, url, event, body, next_at) "
-                "VALUES (?, ?, ?, ?, ?)", [delivery_id, url, event, body, now])
+        return [("INSERT INTO webhook_outbox (delivery_id, url, event, body, next_at) "
+                 "VALUES (?, ?, ?, ?, ?)", [delivery_id, url, event, body, now])
+                for url in self.urls]
+
+    def wake(self) -> None:
+        """New rows are in the outbox: deliver them now."""
         self._wake.set()
+
+    def emit(self, event: str, data: dict[str, Any]) -> None:
+        """Queue ``event`` for every URL on its own (not part of a change)."""
+        for sql, params in self.rows(event, data):
+            self.store.db.execute(sql, params)
+        self.wake()
 
     async def start(self) -> None:
         if self.urls:

@@ -83,14 +83,10 @@ class Gateway:
             self.runner = None
 
 
-@pytest.fixture
-def gateway_settings(stack: StackHandle, tmp_path: Path) -> Settings:
-    return stack.settings.model_copy(update={"port": free_port(), "var_dir": tmp_path / "var"})
-
-
-@pytest.fixture
-async def gateway(gateway_settings: Settings) -> AsyncIterator[Gateway]:
-    gw = Gateway(gateway_settings)
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[Gateway]:
+    """An in-process gateway on ``settings``, stopped on leaving the block."""
+    gw = Gateway(settings)
     await gw.start()
     try:
         yield gw
@@ -99,38 +95,29 @@ async def gateway(gateway_settings: Settings) -> AsyncIterator[Gateway]:
 
 
 @pytest.fixture
+def gateway_settings(stack: StackHandle, tmp_path: Path) -> Settings:
+    return stack.settings.model_copy(update={"port": free_port(), "var_dir": tmp_path / "var"})
+
+
+@pytest.fixture
+async def gateway(gateway_settings: Settings) -> AsyncIterator[Gateway]:
+    async with serving(gateway_settings) as gw:
+        yield gw
+
+
+@pytest.fixture
 def gateway_with(gateway_settings: Settings) -> Callable[..., Any]:
     """An in-process gateway with some settings changed: ``async with gateway_with(...)``."""
-
-    @asynccontextmanager
-    async def make(**overrides: Any) -> AsyncIterator[Gateway]:
-        gw = Gateway(gateway_settings.model_copy(update=overrides))
-        await gw.start()
-        try:
-            yield gw
-        finally:
-            await gw.stop()
-
-    return make
+    return lambda **overrides: serving(gateway_settings.model_copy(update=overrides))
 
 
 @pytest.fixture
 def bare_gateway_with(tmp_path: Path) -> Callable[..., Any]:
     """An in-process gateway with no Rasa behind it (nothing listens on its Rasa port), for
     the fast tier: everything up to the bot's turn, ``async with bare_gateway_with(...)``."""
-
-    @asynccontextmanager
-    async def make(**overrides: Any) -> AsyncIterator[Gateway]:
-        settings = Settings(var_dir=tmp_path / "var", port=free_port(), rasa_port=free_port(),
-                            action_port=free_port(), **overrides)
-        gw = Gateway(settings)
-        await gw.start()
-        try:
-            yield gw
-        finally:
-            await gw.stop()
-
-    return make
+    return lambda **overrides: serving(Settings(
+        var_dir=tmp_path / "var", port=free_port(), rasa_port=free_port(),
+        action_port=free_port(), **overrides))
 
 
 class ChatClient:
