@@ -26,10 +26,13 @@ from bot.review import ReviewError, decide, list_items, undecide, write_training
 from handoff.agents import Agent
 from handoff.analytics import CSV_SECTIONS, build_report, csv_rows
 from handoff.api import conversation_record
-from handoff.http import bearer_token, json_error, read_json
+from handoff.http import AUTH, AUTHORITIES, problem, read_json, requires
 from handoff.static import add_app_page
 
-__all__ = ["add_admin_routes"]
+__all__ = ["STAFF", "add_admin_routes"]
+
+#: The sign-in of the workbench's API: a staff or admin account's session.
+STAFF = "staff"
 
 STATIC = Path(__file__).parent / "static" / "admin"
 ADMIN_ROLES = frozenset({"admin", "staff"})
@@ -54,15 +57,17 @@ class DraftBody(BaseModel):
 
 def add_admin_routes(app: web.Application, desk_key: web.AppKey[Any],
                      settings_key: web.AppKey[Any]) -> None:
-    def staff(request: web.Request) -> Agent:
-        token = bearer_token(request)
+    def staff(request: web.Request, token: str | None) -> Agent:
         login = request.app[desk_key].accounts.authenticate(token) if token else None
         if login is None:
-            raise json_error(401, "Sign in again: your session is missing or expired.")
+            raise problem(401, "Sign in again: your session is missing or expired.",
+                          "unauthorised")
         if login.agent.role not in ADMIN_ROLES:
-            raise json_error(403, "This needs a staff or admin account.")
+            raise problem(403, "This needs a staff or admin account.")
         agent: Agent = login.agent
         return agent
+
+    app[AUTHORITIES][STAFF] = staff
 
     # MiniLM loads on the first look at the gaps (not at start: most gateways never need it).
     retrievers: list[Retriever] = []
@@ -82,9 +87,9 @@ def add_admin_routes(app: web.Application, desk_key: web.AppKey[Any],
         try:
             value = int(request.query.get("days", "30"))
         except ValueError:
-            raise json_error(400, "days must be a whole number") from None
+            raise problem(400, "days must be a whole number") from None
         if not 1 <= value <= 3650:
-            raise json_error(400, "days must be between 1 and 3650")
+            raise problem(400, "days must be between 1 and 3650")
         return value
 
     def inbox(request: web.Request, include_decided: bool = False) -> list[Any]:
@@ -92,43 +97,51 @@ def add_admin_routes(app: web.Application, desk_key: web.AppKey[Any],
         return list_items(settings.gateway_db, settings.tracker_db, settings.kb_log_db,
                           time.time() - days(request) * 86400, include_decided=include_decided)
 
+    @requires(STAFF)
     async def review(request: web.Request) -> web.Response:
-        staff(request)
-        return web.json_response({"items": [i.as_dict() for i in inbox(request)]})
+        items = await asyncio.to_thread(inbox, request)
+        return web.json_response({"items": [i.as_dict() for i in items]})
 
+    @requires(STAFF)
     async def label(request: web.Request) -> web.Response:
-        who = staff(request)
+        who: Agent = request[AUTH]  # type: ignore[assignment]
         settings = request.app[settings_key]
         body = await read_json(request, LabelBody,
                                "Send JSON with 'verdict' and a list of 'items'.",
                                settings.http_timeout)
-        if body.verdict is None:
-            undecide(settings.gateway_db, body.items)
-        else:
-            try:
-                decide(settings.gateway_db, inbox(request, include_decided=True), body.items,
-                       body.verdict, who.email)
-            except ReviewError as error:
-                raise json_error(400, str(error)) from None
-        written = write_training_file(settings.gateway_db, settings.project_dir)
+
+        def store_verdicts() -> dict[str, Any]:
+            if body.verdict is None:
+                undecide(settings.gateway_db, body.items)
+            else:
+                try:
+                    decide(settings.gateway_db, inbox(request, include_decided=True),
+                           body.items, body.verdict, who.email)
+                except ReviewError as error:
+                    raise problem(400, str(error)) from None
+            return write_training_file(settings.gateway_db, settings.project_dir)
+
+        written = await asyncio.to_thread(store_verdicts)
         return web.json_response({"labelled": len(body.items), "training_file": written})
 
-    def report(request: web.Request) -> dict[str, Any]:
+    async def report(request: web.Request) -> dict[str, Any]:
+        """The figures, read off the event loop (three databases, own connections)."""
         settings = request.app[settings_key]
         until = datetime.now(UTC)
-        return build_report(settings.gateway_db, settings.kb_log_db, settings.tracker_db,
-                            until - timedelta(days=days(request)), until)
+        return await asyncio.to_thread(
+            build_report, settings.gateway_db, settings.kb_log_db, settings.tracker_db,
+            until - timedelta(days=days(request)), until)
 
+    @requires(STAFF)
     async def analytics(request: web.Request) -> web.Response:
-        staff(request)
-        return web.json_response(report(request))
+        return web.json_response(await report(request))
 
+    @requires(STAFF)
     async def analytics_csv(request: web.Request) -> web.Response:
-        staff(request)
         section = request.query.get("section", "days")
         if section not in CSV_SECTIONS:
-            raise json_error(400, f"section must be one of {', '.join(CSV_SECTIONS)}")
-        columns, rows = csv_rows(report(request), section)
+            raise problem(400, f"section must be one of {', '.join(CSV_SECTIONS)}")
+        columns, rows = csv_rows(await report(request), section)
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=columns)
         writer.writeheader()
@@ -136,36 +149,36 @@ def add_admin_routes(app: web.Application, desk_key: web.AppKey[Any],
         return web.Response(text=out.getvalue(), content_type="text/csv", headers={
             "Content-Disposition": f'attachment; filename="shopchat-{section}.csv"'})
 
+    @requires(STAFF)
     async def conversation(request: web.Request) -> web.Response:
         """One conversation's transcript, for a review item's "transcript" link."""
-        staff(request)
         conversation_id = request.match_info["conversation_id"]
         record = conversation_record(request.app[desk_key].store, conversation_id)
         if record is None:
-            raise json_error(404, f"No conversation {conversation_id}: it may have been "
+            raise problem(404, f"No conversation {conversation_id}: it may have been "
                               "deleted (privacy request or retention).")
         return web.json_response(record)
 
+    @requires(STAFF)
     async def gaps(request: web.Request) -> web.Response:
-        staff(request)
         found = await asyncio.to_thread(gaps_of, request)
         return web.json_response({"gaps": [g.as_dict(n) for n, g in enumerate(found, start=1)]})
 
+    @requires(STAFF)
     async def draft(request: web.Request) -> web.Response:
-        staff(request)
         body = await read_json(request, DraftBody,
                                "Send JSON with the gap's 'label', an 'article_id' and "
                                "optionally a 'title'.", request.app[settings_key].http_timeout)
         found = await asyncio.to_thread(gaps_of, request)
         gap = next((g for g in found if g.label == body.label), None)
         if gap is None:
-            raise json_error(400, "That gap is no longer in the list (new questions regroup the "
+            raise problem(400, "That gap is no longer in the list (new questions regroup the "
                               "gaps): reload and pick it again.")
         try:
             target = write_draft(request.app[settings_key].kb_articles_path, body.article_id,
                                  gap, body.title)
         except DraftError as error:
-            raise json_error(400, str(error)) from None
+            raise problem(400, str(error)) from None
         return web.json_response({"path": str(target), "questions": min(gap.count, 8)})
 
     app.router.add_get("/api/admin/review", review)

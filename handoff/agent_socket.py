@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from handoff.agent_protocol import Auth, parse_agent_frame
 from handoff.desk import AgentConnection, Desk
 from handoff.exceptions import ProtocolError
-from handoff.http import bearer_token, read_json
+from handoff.http import bearer_token, problem, read_json
 from handoff.hub import Subscriber
 from handoff.protocol import error_frame, internal_error
 
@@ -81,17 +81,15 @@ async def login(request: web.Request, desk: Desk, throttle: LoginThrottle) -> we
     now = time.time()
     wait = throttle.retry_after(keys, now)
     if wait > 0:
-        return web.json_response(
-            {"error": f"Too many failed sign-ins. Try again in {int(wait) + 1} s."},
-            status=429, headers={"Retry-After": str(int(wait) + 1)},
-        )
+        raise problem(429, f"Too many failed sign-ins. Try again in {int(wait) + 1} s.",
+                      "too_many_sign_ins", headers={"Retry-After": str(int(wait) + 1)})
     lifetime = desk.settings.agent_session_hours * 3600
     # Argon2 is deliberately slow: verify off the event loop so chats keep flowing.
     session = await asyncio.to_thread(desk.accounts.login, body.email, body.password, lifetime)
     if session is None:
         throttle.failed(keys, now)
         log.info("failed sign-in for %s from %s", body.email, request.remote)
-        return web.json_response({"error": "Wrong email or password."}, status=401)
+        raise problem(401, "Wrong email or password.", "wrong_sign_in")
     throttle.succeeded(keys[:1])
     agent = session.agent
     return web.json_response({

@@ -8,6 +8,7 @@ figures of ``shopchat report``. ``/api/v1/openapi.json`` describes it all.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import secrets
@@ -19,10 +20,13 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from handoff.analytics import build_report
-from handoff.http import bearer_token
+from handoff.http import AUTHORITIES, problem, requires
 from handoff.persistence import ConversationStore, hash_token, is_token
 
-__all__ = ["OPENAPI", "TokenStore", "add_api_routes", "conversation_record"]
+__all__ = ["API_TOKEN", "OPENAPI", "TokenStore", "add_api_routes", "conversation_record"]
+
+#: The sign-in of the integration API: a token made with ``shopchat tokens add``.
+API_TOKEN = "api_token"
 
 TOKENS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_tokens (
@@ -105,18 +109,12 @@ def conversation_record(store: ConversationStore, conversation_id: str) -> dict[
             "transcript": [{"seq": e.seq, **e.frame} for e in events], "handoffs": handoffs}
 
 
-def _problem(status: int, error: str, detail: str) -> web.HTTPException:
-    cls = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 404: web.HTTPNotFound}[status]
-    return cls(text=json.dumps({"error": error, "detail": detail}),
-               content_type="application/json")
-
-
 def _query(request: web.Request, model: type[_Query]) -> Any:
     try:
         return model.model_validate(dict(request.query))
     except ValidationError as error:
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise _problem(400, "bad_query", detail) from None
+        raise problem(400, detail, "bad_query") from None
 
 
 def add_api_routes(app: web.Application, store_key: web.AppKey[Any],
@@ -128,31 +126,32 @@ def add_api_routes(app: web.Application, store_key: web.AppKey[Any],
         conversation_store: ConversationStore = hub.store
         return conversation_store
 
-    def authorise(request: web.Request) -> None:
-        token = bearer_token(request)
+    def api_client(request: web.Request, token: str | None) -> str:
         if token is None or not TokenStore(store(request)).valid(token):
-            raise _problem(401, "unauthorised",
-                           "Send Authorization: Bearer <token> (create one with `shopchat "
-                           "tokens add NAME`).")
+            raise problem(401, "Send Authorization: Bearer <token> (create one with `shopchat "
+                               "tokens add NAME`).", "unauthorised")
+        return "api token"
 
+    app[AUTHORITIES][API_TOKEN] = api_client
+
+    @requires(API_TOKEN)
     async def conversations(request: web.Request) -> web.Response:
-        authorise(request)
         query = _query(request, ConversationsQuery)
         rows = store(request).db.query(
             "SELECT * FROM conversations WHERE updated_at >= ? ORDER BY updated_at DESC "
             "LIMIT ?", [query.since, query.limit])
         return web.json_response({"conversations": [row_to_conversation(r) for r in rows]})
 
+    @requires(API_TOKEN)
     async def conversation(request: web.Request) -> web.Response:
-        authorise(request)
         conversation_id = request.match_info["conversation_id"]
         record = conversation_record(store(request), conversation_id)
         if record is None:
-            raise _problem(404, "not_found", f"No conversation {conversation_id}.")
+            raise problem(404, f"No conversation {conversation_id}.", "not_found")
         return web.json_response(record)
 
+    @requires(API_TOKEN)
     async def tickets(request: web.Request) -> web.Response:
-        authorise(request)
         query = _query(request, TicketsQuery)
         sql, params = "SELECT * FROM tickets", []
         if query.status:
@@ -160,13 +159,15 @@ def add_api_routes(app: web.Application, store_key: web.AppKey[Any],
         rows = store(request).db.query(sql + " ORDER BY id DESC LIMIT ?", [*params, query.limit])
         return web.json_response({"tickets": list(rows)})
 
+    @requires(API_TOKEN)
     async def metrics(request: web.Request) -> web.Response:
-        authorise(request)
         query = _query(request, MetricsQuery)
         settings = request.app[settings_key]
         until = datetime.now(UTC)
-        report = build_report(settings.gateway_db, settings.kb_log_db, settings.tracker_db,
-                              until - timedelta(days=query.days), until)
+        # Reads three databases through connections of its own: off the event loop.
+        report = await asyncio.to_thread(
+            build_report, settings.gateway_db, settings.kb_log_db, settings.tracker_db,
+            until - timedelta(days=query.days), until)
         return web.json_response(report)
 
     async def openapi(request: web.Request) -> web.Response:
@@ -185,9 +186,11 @@ def _params(model: type[_Query]) -> list[dict[str, Any]]:
             for name, spec in schema["properties"].items()]
 
 
-_ERROR = {"description": "Problem", "content": {"application/json": {"schema": {
-    "type": "object", "properties": {"error": {"type": "string"},
-                                     "detail": {"type": "string"}}}}}}
+_ERROR = {"description": "Problem (RFC 9457)", "content": {"application/problem+json": {
+    "schema": {"type": "object", "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string", "description": "what to do about it, for a person"},
+        "code": {"type": "string", "description": "what happened, for a program"}}}}}}
 
 
 def _get(summary: str, params: list[dict[str, Any]], ok: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from bot.settings import Settings
 from handoff import agent_socket
 from handoff.chat import ChatSession, origin_allowed, websocket_response
 from handoff.desk import Desk, load_canned
-from handoff.http import quiet_client_errors
+from handoff.http import AUTHORITIES, auth_middleware, problem_middleware, quiet_client_errors
 from handoff.hub import Hub
 from handoff.persistence import ConversationStore
 from handoff.rasa_bridge import RasaBridge
@@ -146,8 +146,9 @@ async def index(request: web.Request) -> web.Response:
 def create_app(settings: Settings) -> web.Application:
     """The gateway app. Opens nothing until it starts (see ``cleanup_ctx``)."""
     quiet_client_errors()
-    app = web.Application()
+    app = web.Application(middlewares=[problem_middleware, auth_middleware])
     app[SETTINGS] = settings
+    app[AUTHORITIES] = {}
     app[SOCKETS] = weakref.WeakSet[web.WebSocketResponse]()
     app[THROTTLE] = agent_socket.LoginThrottle()
     app.on_shutdown.append(_close_sockets)

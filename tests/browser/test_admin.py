@@ -178,16 +178,16 @@ async def test_the_admin_api_needs_a_staff_or_admin_session(workbench: Gateway) 
         headers = {"Authorization": f"Bearer {staff_token}"}
         async with session.post(f"{workbench.http}/api/admin/review/label", headers=headers,
                                 json={"verdict": "buy_now", "items": ["x"]}) as response:
-            assert response.status == 400 and "unknown verdict" in (await response.json())["error"]
+            assert response.status == 400 and "unknown verdict" in (await response.json())["detail"]
         async with session.get(f"{workbench.http}/api/admin/conversations/nope",
                                headers=headers) as response:
-            assert response.status == 404 and "deleted" in (await response.json())["error"]
+            assert response.status == 404 and "deleted" in (await response.json())["detail"]
         async with session.get(f"{workbench.http}/api/admin/conversations/c2") as response:
             assert response.status == 401
         async with session.get(f"{workbench.http}/api/admin/analytics.csv?section=weeks",
                                headers=headers) as response:
             assert response.status == 400
-            assert "days, intents, agents" in (await response.json())["error"]
+            assert "days, intents, agents" in (await response.json())["detail"]
         # A staff account is not an agent: the console's socket refuses it.
         url = workbench.http.replace("http", "ws") + "/ws/agent"
         async with session.ws_connect(url) as ws:

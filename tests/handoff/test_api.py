@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -90,3 +91,47 @@ async def test_the_openapi_document_covers_every_api_route(api: tuple[str, Setti
     routes = {resource.canonical for resource in app.router.resources()
               if resource.canonical.startswith("/api/v1/")}
     assert routes == set(document["paths"])
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "status", "code"), [
+    ("GET", "/api/v1/conversations", {}, 401, "unauthorised"),
+    ("GET", "/api/v1/tickets?status=maybe", "token", 400, "bad_query"),
+    ("GET", "/api/v1/conversations/nope", "token", 404, "not_found"),
+    ("GET", "/api/admin/review", {}, 401, "unauthorised"),
+    ("GET", "/api/no-such-thing", {}, 404, "not_found"),
+    ("DELETE", "/api/v1/conversations", "token", 405, "method_not_allowed"),
+    ("POST", "/api/agents/login", {}, 400, "bad_request"),
+])
+async def test_every_http_error_is_one_problem_shape(
+    api: tuple[str, Settings], method: str, path: str, headers: Any, status: int, code: str,
+) -> None:
+    """RFC 9457 problem details, for the gateway's own errors and aiohttp's alike."""
+    url, settings = api
+    if headers == "token":
+        headers = {"Authorization": f"Bearer {make_token(settings)}"}
+    base = url.removesuffix("/api/v1")
+    async with aiohttp.ClientSession() as session, session.request(
+        method, base + path, headers=headers, data=b"{" if method == "POST" else None,
+    ) as response:
+        assert response.status == status
+        assert response.content_type == "application/problem+json"
+        body = await response.json(content_type=None)
+    assert body["status"] == status and body["code"] == code and body["title"]
+    assert body["type"] == "about:blank" and body["detail"]
+
+
+def test_every_handler_behind_a_sign_in_is_marked_for_the_middleware() -> None:
+    """Tokens are checked in one place: a route under /api/v1 or /api/admin whose handler
+    is not marked with requires() would be open to anyone."""
+    from handoff.http import AUTHORITIES
+
+    app = create_app(Settings())
+    marked = {}
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("path") or info.get("formatter") or ""
+        if path.startswith(("/api/v1/", "/api/admin/")) and route.method != "HEAD":
+            marked[path] = getattr(route.handler, "requires", None)
+    assert marked and all(kind is not None for path, kind in marked.items()
+                          if path != "/api/v1/openapi.json"), marked
+    assert set(marked.values()) - {None} <= set(app[AUTHORITIES])

@@ -309,7 +309,7 @@ async def test_agent_sign_in_is_required(make_gateway: Callable[..., Any]) -> No
                                     json={"email": "eve@shop.example", "password": "nope"}) as r:
                 assert r.status == 401
             async with session.post(f"{gateway.http}/api/agents/login", data="{") as r:
-                assert r.status == 400 and "email" in (await r.json())["error"]
+                assert r.status == 400 and "email" in (await r.json())["detail"]
             for _ in range(4):
                 async with session.post(f"{gateway.http}/api/agents/login",
                                         json={"email": "eve@shop.example", "password": "x"}):

@@ -292,4 +292,4 @@ async def test_a_hostile_json_body_is_a_400_that_says_why(gateway: Gateway, body
         headers={"Content-Type": "application/json"},
     ) as response:
         assert response.status == 400
-        assert "email" in (await response.json())["error"]
+        assert "email" in (await response.json())["detail"]

@@ -29,7 +29,7 @@
       headers: { "Content-Type": "application/json", Authorization: "Bearer " + token } });
     if (response.status === 401) { signOut(); throw new Error("signed out"); }
     const body = await response.json();
-    if (!response.ok) throw new Error(body.error || "request failed");
+    if (!response.ok) throw new Error(body.detail || "request failed");
     return body;
   }
 
@@ -48,7 +48,7 @@
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ email: $("email").value, password: $("password").value }) });
     const body = await response.json();
-    if (!response.ok) { $("signin-error").textContent = body.error; return; }
+    if (!response.ok) { $("signin-error").textContent = body.detail; return; }
     if (body.agent.role !== "staff" && body.agent.role !== "admin") {
       $("signin-error").textContent = "This needs a staff or admin account.";
       return;

@@ -88,7 +88,7 @@
     }
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {
-      $("signin-error").textContent = body.error || "Sign-in failed.";
+      $("signin-error").textContent = body.detail || "Sign-in failed.";
       return;
     }
     state.token = body.token;
