@@ -25,6 +25,7 @@ from ruamel.yaml import YAML
 from bot.intents import CANONICAL_INTENTS
 from bot.kb.log import UNHELPFUL_QUESTIONS
 from bot.readonly import read_rows
+from handoff.db.schema import migrate
 
 __all__ = ["Item", "ReviewError", "decide", "list_items", "undecide", "write_training_file"]
 
@@ -32,15 +33,6 @@ MISSES = frozenset({"nlu_fallback", "out_of_scope"})
 VERDICTS = frozenset(CANONICAL_INTENTS) | {"new_faq", "ignore"}
 REVIEWED_FILE = Path("data") / "nlu" / "reviewed.yml"
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS review_verdicts (
-    item_id TEXT PRIMARY KEY,
-    text TEXT NOT NULL,
-    verdict TEXT NOT NULL,
-    decided_by TEXT NOT NULL,
-    decided_at REAL NOT NULL
-);
-"""
 
 
 class ReviewError(ValueError):
@@ -120,7 +112,7 @@ def decide(gateway_db: Path, items: list[Item], item_ids: list[str], verdict: st
         raise ReviewError(f"no such review item: {', '.join(missing)}")
     conn = sqlite3.connect(gateway_db)
     try:
-        conn.executescript(SCHEMA)
+        migrate(conn)
         with conn:
             for item_id in item_ids:
                 conn.execute(
@@ -140,7 +132,7 @@ def undecide(gateway_db: Path, item_ids: list[str]) -> int:
         return 0
     conn = sqlite3.connect(gateway_db)
     try:
-        conn.executescript(SCHEMA)
+        migrate(conn)
         with conn:
             marks = ",".join("?" * len(item_ids))
             cursor = conn.execute(f"DELETE FROM review_verdicts WHERE item_id IN ({marks})",

@@ -28,20 +28,11 @@ __all__ = ["API_TOKEN", "OPENAPI", "TokenStore", "add_api_routes", "conversation
 #: The sign-in of the integration API: a token made with ``shopchat tokens add``.
 API_TOKEN = "api_token"
 
-TOKENS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_tokens (
-    name TEXT PRIMARY KEY,
-    token_hash TEXT NOT NULL UNIQUE,
-    created_at REAL NOT NULL,
-    revoked_at REAL
-);
-"""
 
 
 class TokenStore:
     def __init__(self, store: ConversationStore) -> None:
         self.db = store.db
-        self.db.conn.executescript(TOKENS_SCHEMA)
 
     def add(self, name: str) -> str:
         """A new token for ``name`` (returned once; only its hash is kept)."""

@@ -22,6 +22,8 @@ from typing import Any
 
 import sqlite_utils
 
+from handoff.db.schema import migrate
+
 __all__ = [
     "AGENT",
     "BOT",
@@ -38,102 +40,6 @@ __all__ = [
     "skip_all_pending",
 ]
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS conversations (
-    id TEXT PRIMARY KEY,
-    token_hash TEXT NOT NULL,
-    mode TEXT NOT NULL DEFAULT 'bot',
-    page TEXT,
-    last_seq INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
-    conversation_id TEXT NOT NULL REFERENCES conversations(id),
-    seq INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    body TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (conversation_id, seq)
-);
--- One row per client frame, keyed by the client's id: de-duplication, and for
--- shopper messages the bot's progress on them: 'pending' until Rasa's replies
--- are stored ('done'), or 'skipped' (for a person, or let go from a backlog);
--- 'none' for frames that are not messages.
-CREATE TABLE IF NOT EXISTS client_messages (
-    conversation_id TEXT NOT NULL REFERENCES conversations(id),
-    client_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    bot_state TEXT NOT NULL DEFAULT 'pending',
-    PRIMARY KEY (conversation_id, client_id)
-);
-CREATE INDEX IF NOT EXISTS client_messages_pending
-    ON client_messages (conversation_id, bot_state, seq);
-
--- Live-agent desk. One row per time a conversation was handed to people:
--- new (context not built yet) -> queued -> assigned -> closed | returned,
--- or -> offline (the shopper left a message) | left (went back to the bot)
--- | unstaffed (nobody was online; the shopper was offered the message form).
-CREATE TABLE IF NOT EXISTS handoffs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    conversation_id TEXT NOT NULL REFERENCES conversations(id),
-    state TEXT NOT NULL DEFAULT 'new',
-    trigger TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    priority INTEGER NOT NULL DEFAULT 0,
-    context TEXT,
-    agent_id TEXT,
-    queued_at REAL NOT NULL,
-    assigned_at REAL,
-    first_response_at REAL,
-    alerted_at REAL,
-    offline_offered_at REAL,
-    ended_at REAL,
-    resolution TEXT,
-    csat_score INTEGER,
-    csat_comment TEXT,
-    csat_at REAL
-);
-CREATE INDEX IF NOT EXISTS handoffs_by_state ON handoffs (state, priority, queued_at);
-CREATE INDEX IF NOT EXISTS handoffs_by_conversation ON handoffs (conversation_id, id);
--- Messages shoppers left when nobody could take the chat.
-CREATE TABLE IF NOT EXISTS tickets (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    conversation_id TEXT NOT NULL REFERENCES conversations(id),
-    handoff_id INTEGER REFERENCES handoffs(id),
-    email TEXT NOT NULL,
-    message TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'open',
-    created_at REAL NOT NULL
-);
--- Agents' internal notes: never sent to shoppers, so not in the event log.
-CREATE TABLE IF NOT EXISTS notes (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    conversation_id TEXT NOT NULL REFERENCES conversations(id),
-    agent_id TEXT NOT NULL,
-    agent_name TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    text TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    UNIQUE (conversation_id, client_id)
-);
-CREATE TABLE IF NOT EXISTS agents (
-    id TEXT PRIMARY KEY,
-    email TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL,
-    role TEXT NOT NULL DEFAULT 'agent',
-    capacity INTEGER NOT NULL,
-    password_hash TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    disabled INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS agent_sessions (
-    token_hash TEXT PRIMARY KEY,
-    agent_id TEXT NOT NULL REFERENCES agents(id),
-    created_at REAL NOT NULL,
-    expires_at REAL NOT NULL
-);
-"""
 
 #: Conversation modes: who answers the shopper.
 BOT, QUEUED, AGENT = "bot", "queued", "agent"
@@ -210,10 +116,7 @@ class ConversationStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
-        conn.executescript(SCHEMA)
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(conversations)")}
-        if "customer_id" not in columns:  # databases from before verified identities
-            conn.execute("ALTER TABLE conversations ADD COLUMN customer_id TEXT")
+        migrate(conn)
 
     def close(self) -> None:
         self.db.conn.close()

@@ -27,21 +27,13 @@ from typing import Any
 
 from bot.settings import Settings
 from bot.store.audit import AuditLog
+from handoff.db.schema import migrate
 
 __all__ = ["conversations_of", "delete", "export", "purge_older_than"]
 
 #: Gateway tables keyed by conversation id, children before parents.
 GATEWAY_TABLES = ("notes", "tickets", "handoffs", "client_messages", "events", "conversations")
 
-LOG_SCHEMA = """
-CREATE TABLE IF NOT EXISTS privacy_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at REAL NOT NULL,
-    action TEXT NOT NULL,
-    subject_sha256 TEXT,
-    detail TEXT NOT NULL
-);
-"""
 
 
 @contextmanager
@@ -242,7 +234,7 @@ def _log(settings: Settings, action: str, email: str | None, detail: dict[str, A
     settings.gateway_db.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(settings.gateway_db)
     try:
-        conn.executescript(LOG_SCHEMA)
+        migrate(conn)
         subject = hashlib.sha256(email.strip().lower().encode()).hexdigest() if email else None
         conn.execute("INSERT INTO privacy_log (at, action, subject_sha256, detail) "
                      "VALUES (?, ?, ?, ?)", [time.time(), action, subject, json.dumps(detail)])

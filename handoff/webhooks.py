@@ -36,21 +36,6 @@ log = logging.getLogger("gateway.webhooks")
 EVENTS = frozenset({"conversation.queued", "conversation.assigned", "conversation.closed",
                     "csat.received", "ticket.created"})
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS webhook_outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    delivery_id TEXT NOT NULL,
-    url TEXT NOT NULL,
-    event TEXT NOT NULL,
-    body TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_at REAL NOT NULL,
-    delivered_at REAL,
-    failed_at REAL,
-    last_error TEXT
-);
-CREATE INDEX IF NOT EXISTS webhook_due ON webhook_outbox (delivered_at, failed_at, next_at);
-"""
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -68,7 +53,6 @@ class Webhooks:
         self.max_attempts = settings.webhook_max_attempts
         self.base_delay = settings.webhook_retry_base
         self.timeout = settings.webhook_timeout
-        store.db.conn.executescript(SCHEMA)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None

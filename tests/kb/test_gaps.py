@@ -17,8 +17,8 @@ from bot.kb.articles import ArticleError, parse_article
 from bot.kb.gaps import find_gaps, group_vectors, unanswered_questions
 from bot.kb.index import Match, Retriever
 from bot.kb.log import KBLog
-from bot.review import SCHEMA as REVIEW_SCHEMA
 from bot.settings import Settings
+from handoff.db.schema import migrate
 
 WRAPPING = ["do you offer gift wrapping?", "can you gift wrap my order",
             "is gift wrap available for presents"]
@@ -41,7 +41,7 @@ def seed(var: Path) -> None:
 def mark_new_faq(var: Path, *texts: str) -> None:
     """Staff marked these messages "new FAQ needed" in the review inbox."""
     with sqlite3.connect(var / "gateway.db") as conn:
-        conn.executescript(REVIEW_SCHEMA)
+        migrate(conn)
         for n, text in enumerate(texts):
             conn.execute("INSERT INTO review_verdicts VALUES (?, ?, 'new_faq', 'kim', ?)",
                          [f"i{n}", text, time.time()])

@@ -1,0 +1,1 @@
+"""The gateway database: its schema and migrations (:mod:`handoff.db.schema`)."""
