@@ -44,9 +44,9 @@ from rich.table import Table
 from websockets.asyncio.client import ClientConnection, connect
 
 from bot.settings import PROJECT_DIR, Settings
-from handoff.agents import AgentStore
-from handoff.desk_store import DeskStore
-from handoff.persistence import ConversationStore
+from handoff.db.agents import AgentStore
+from handoff.db.conversations import ConversationStore
+from handoff.db.desk import DeskStore
 from shopchat.stack import free_port, settings_env
 
 RESULTS = PROJECT_DIR / "bench" / "results" / "agent_relay.json"

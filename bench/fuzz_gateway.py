@@ -52,16 +52,17 @@ from rich.table import Table
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+# This checkout's code (the strategies live with the property tests, and tests/ is no
+# installed package), whatever the venv's editable install points at.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from bot.settings import PROJECT_DIR, Settings
-from handoff.agents import AgentStore
-from handoff.api import TokenStore
 from handoff.app import create_app
-from handoff.persistence import ConversationStore
+from handoff.db.agents import AgentStore
+from handoff.db.conversations import ConversationStore
+from handoff.db.tokens import TokenStore
 from handoff.protocol import MAX_FRAME_BYTES
 from shopchat.stack import free_port, settings_env
-
-# The strategies live with the property tests; tests/ is not an installed package.
-sys.path.insert(0, str(PROJECT_DIR))
 from tests.handoff.hostile import encode, frames, strings, values
 
 RESULTS = PROJECT_DIR / "bench" / "results" / "fuzz_gateway.json"

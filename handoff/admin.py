@@ -23,9 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot.kb.gaps import DraftError, Gap, find_gaps, unanswered_questions, write_draft
 from bot.kb.index import Retriever
 from bot.review import ReviewError, decide, list_items, undecide, write_training_file
-from handoff.agents import Agent
 from handoff.analytics import CSV_SECTIONS, build_report, csv_rows
-from handoff.api import conversation_record
+from handoff.db.agents import Agent
 from handoff.http import AUTH, AUTHORITIES, problem, read_json, requires
 from handoff.static import add_app_page
 
@@ -153,7 +152,7 @@ def add_admin_routes(app: web.Application, desk_key: web.AppKey[Any],
     async def conversation(request: web.Request) -> web.Response:
         """One conversation's transcript, for a review item's "transcript" link."""
         conversation_id = request.match_info["conversation_id"]
-        record = conversation_record(request.app[desk_key].store, conversation_id)
+        record = request.app[desk_key].store.record(conversation_id)
         if record is None:
             raise problem(404, f"No conversation {conversation_id}: it may have been "
                               "deleted (privacy request or retention).")

@@ -9,10 +9,6 @@ figures of ``shopchat report``. ``/api/v1/openapi.json`` describes it all.
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
-import secrets
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,45 +16,15 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from handoff.analytics import build_report
+from handoff.db.conversations import ConversationStore
+from handoff.db.desk import DeskStore
+from handoff.db.tokens import TokenStore
 from handoff.http import AUTHORITIES, problem, requires
-from handoff.persistence import ConversationStore, hash_token, is_token
 
-__all__ = ["API_TOKEN", "OPENAPI", "TokenStore", "add_api_routes", "conversation_record"]
+__all__ = ["API_TOKEN", "OPENAPI", "add_api_routes"]
 
 #: The sign-in of the integration API: a token made with ``shopchat tokens add``.
 API_TOKEN = "api_token"
-
-
-
-class TokenStore:
-    def __init__(self, store: ConversationStore) -> None:
-        self.db = store.db
-
-    def add(self, name: str) -> str:
-        """A new token for ``name`` (returned once; only its hash is kept)."""
-        if not name.strip() or len(name) > 80:
-            raise ValueError("a token needs a name of 1-80 characters")
-        if list(self.db.query("SELECT 1 FROM api_tokens WHERE name = ?", [name])):
-            raise ValueError(f"a token named {name!r} exists already; revoke it first")
-        token = "sc_" + secrets.token_urlsafe(32)
-        self.db.execute("INSERT INTO api_tokens (name, token_hash, created_at) VALUES (?, ?, ?)",
-                        [name, hash_token(token), time.time()])
-        return token
-
-    def revoke(self, name: str) -> bool:
-        cursor = self.db.execute("DELETE FROM api_tokens WHERE name = ?", [name])
-        return bool(cursor.rowcount)
-
-    def all(self) -> list[dict[str, Any]]:
-        return list(self.db.query("SELECT name, created_at FROM api_tokens ORDER BY name"))
-
-    def valid(self, token: str) -> bool:
-        if not is_token(token):
-            return False
-        digest = hash_token(token)
-        rows = list(self.db.query("SELECT token_hash FROM api_tokens", []))
-        # Compare against every hash so the time taken says nothing about which matched.
-        return any([hmac.compare_digest(row["token_hash"], digest) for row in rows])
 
 
 class _Query(BaseModel):
@@ -71,33 +37,13 @@ class ConversationsQuery(_Query):
 
 
 class TicketsQuery(_Query):
-    status: str | None = Field(None, pattern=r"^(open|closed)$")
+    status: str | None = Field(None, pattern=r"^(open|done)$",
+                               description="open, or done (marked done in the console)")
     limit: int = Field(100, ge=1, le=500)
 
 
 class MetricsQuery(_Query):
     days: int = Field(30, ge=1, le=3650)
-
-
-def row_to_conversation(row: dict[str, Any]) -> dict[str, Any]:
-    return {"id": row["id"], "mode": row["mode"], "customer_id": row["customer_id"],
-            "page": json.loads(row["page"]) if row["page"] else None,
-            "last_seq": row["last_seq"], "created_at": row["created_at"],
-            "updated_at": row["updated_at"]}
-
-
-def conversation_record(store: ConversationStore, conversation_id: str) -> dict[str, Any] | None:
-    """A conversation with its whole transcript and handoffs; None if there is none."""
-    rows = list(store.db.query("SELECT * FROM conversations WHERE id = ?", [conversation_id]))
-    if not rows:
-        return None
-    events = store.events_after(conversation_id, 0)
-    handoffs = list(store.db.query(
-        "SELECT id, state, trigger, reason, agent_id, queued_at, assigned_at, "
-        "first_response_at, ended_at, resolution, csat_score, csat_comment FROM handoffs "
-        "WHERE conversation_id = ? ORDER BY id", [conversation_id]))
-    return {**row_to_conversation(rows[0]),
-            "transcript": [{"seq": e.seq, **e.frame} for e in events], "handoffs": handoffs}
 
 
 def _query(request: web.Request, model: type[_Query]) -> Any:
@@ -128,15 +74,13 @@ def add_api_routes(app: web.Application, store_key: web.AppKey[Any],
     @requires(API_TOKEN)
     async def conversations(request: web.Request) -> web.Response:
         query = _query(request, ConversationsQuery)
-        rows = store(request).db.query(
-            "SELECT * FROM conversations WHERE updated_at >= ? ORDER BY updated_at DESC "
-            "LIMIT ?", [query.since, query.limit])
-        return web.json_response({"conversations": [row_to_conversation(r) for r in rows]})
+        return web.json_response(
+            {"conversations": store(request).active_since(query.since, query.limit)})
 
     @requires(API_TOKEN)
     async def conversation(request: web.Request) -> web.Response:
         conversation_id = request.match_info["conversation_id"]
-        record = conversation_record(store(request), conversation_id)
+        record = store(request).record(conversation_id)
         if record is None:
             raise problem(404, f"No conversation {conversation_id}.", "not_found")
         return web.json_response(record)
@@ -144,11 +88,8 @@ def add_api_routes(app: web.Application, store_key: web.AppKey[Any],
     @requires(API_TOKEN)
     async def tickets(request: web.Request) -> web.Response:
         query = _query(request, TicketsQuery)
-        sql, params = "SELECT * FROM tickets", []
-        if query.status:
-            sql, params = sql + " WHERE status = ?", [query.status]
-        rows = store(request).db.query(sql + " ORDER BY id DESC LIMIT ?", [*params, query.limit])
-        return web.json_response({"tickets": list(rows)})
+        tickets = DeskStore(store(request)).tickets(query.status, query.limit)
+        return web.json_response({"tickets": tickets})
 
     @requires(API_TOKEN)
     async def metrics(request: web.Request) -> web.Response:

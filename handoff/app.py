@@ -15,10 +15,10 @@ from aiohttp import WSCloseCode, web
 from bot.settings import Settings
 from handoff import agent_socket
 from handoff.chat import ChatSession, origin_allowed, websocket_response
+from handoff.db.conversations import ConversationStore
 from handoff.desk import Desk, load_canned
 from handoff.http import AUTHORITIES, auth_middleware, problem_middleware, quiet_client_errors
 from handoff.hub import Hub
-from handoff.persistence import ConversationStore
 from handoff.rasa_bridge import RasaBridge
 from handoff.webhooks import Webhooks
 

@@ -1,7 +1,7 @@
 """``/ws/chat``: the shopper's websocket, in bot mode.
 
 The handler only moves frames: :mod:`handoff.protocol` validates them,
-:mod:`handoff.persistence` stores them, :class:`handoff.hub.Hub` fans them out
+:mod:`handoff.db.conversations` stores them, :class:`handoff.hub.Hub` fans them out
 and runs the bot.
 """
 
@@ -14,10 +14,10 @@ from aiohttp import WSMsgType, web
 
 from bot.identity import IdentityError, verify_identity
 from bot.settings import Settings
+from handoff.db.conversations import BOT, QUEUED, Change
 from handoff.desk import Desk
 from handoff.exceptions import ProtocolError, ResumeRejected
 from handoff.hub import Hub, Subscriber
-from handoff.persistence import BOT, QUEUED, Change
 from handoff.protocol import (
     MAX_FRAME_BYTES,
     Csat,

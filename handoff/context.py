@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from handoff.persistence import StoredEvent
+from handoff.db.conversations import StoredEvent
 
 __all__ = ["build_context", "display_name"]
 

@@ -6,7 +6,7 @@ agent claim one), relays agents' replies, notes and typing, and ends chats by
 handing back to the bot or closing with a resolution and a CSAT question.
 Timers alert every agent about chats nobody took and offer long-waiting
 shoppers to leave a message. Every change is stored (see
-:mod:`handoff.desk_store`) before any socket hears of it, so a restarted
+:mod:`handoff.db.desk`) before any socket hears of it, so a restarted
 gateway rebuilds the queue and the assignments from SQLite.
 """
 
@@ -41,13 +41,13 @@ from handoff.agent_protocol import (
     Typing,
     Unwatch,
 )
-from handoff.agents import Agent, AgentStore
 from handoff.context import build_context
-from handoff.desk_store import DeskStore, Handoff
+from handoff.db.agents import Agent, AgentStore
+from handoff.db.conversations import Change, ConversationStore
+from handoff.db.desk import DeskStore, Handoff
 from handoff.exceptions import ProtocolError, RasaUnavailable
 from handoff.handoff_states import HandoffState
 from handoff.hub import AgentView, Hub, Subscriber
-from handoff.persistence import Change, ConversationStore
 from handoff.protocol import pong_frame, typing_frame
 from handoff.rasa_bridge import RasaBridge
 from handoff.routing import (

@@ -8,7 +8,7 @@ between them, each with its rule (who may make it, what the conversation's mode 
                        ├─leave_message──▶ offline
                        └─offer_offline (once)
 
-:mod:`handoff.desk_store` applies a move as one guarded transaction; a move whose
+:mod:`handoff.db.desk` applies a move as one guarded transaction; a move whose
 source state (or owner, or "once" column) no longer holds does nothing, which is how
 two agents claiming one chat end with one winner.
 """

@@ -23,8 +23,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
+from handoff.db.conversations import is_token
 from handoff.exceptions import ProtocolError
-from handoff.persistence import is_token
 from handoff.protocol import load_json
 
 __all__ = [

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from handoff.db.conversations import BOT, PENDING, ConversationStore, StoredEvent
 from handoff.exceptions import ProtocolError, RasaUnavailable
-from handoff.persistence import BOT, PENDING, ConversationStore, StoredEvent
 from handoff.protocol import error_frame, typing_frame
 from handoff.rasa_bridge import RasaBridge, replies_to_frames
 

@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 
 from bot.settings import Settings
-from handoff.persistence import ConversationStore
+from handoff.db.conversations import ConversationStore
 
 __all__ = ["EVENTS", "Webhooks", "sign"]
 

@@ -245,8 +245,8 @@ def agents() -> None:
 
 
 def _agent_store(settings: Settings) -> Any:
-    from handoff.agents import AgentStore
-    from handoff.persistence import ConversationStore
+    from handoff.db.agents import AgentStore
+    from handoff.db.conversations import ConversationStore
 
     return AgentStore(ConversationStore(settings.gateway_db))
 
@@ -264,7 +264,7 @@ def _agent_store(settings: Settings) -> Any:
 def agents_add(email: str, name: str, capacity: int | None, role: str,
                password_stdin: bool) -> None:
     """Create an agent who can sign in to /console/ (password hashed with Argon2id)."""
-    from handoff.agents import AgentError
+    from handoff.db.agents import AgentError
 
     settings = _settings()
     if password_stdin:
@@ -297,7 +297,7 @@ def agents_list() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
 def agents_passwd(email: str, password_stdin: bool) -> None:
     """Set a new password (signs the agent out everywhere)."""
-    from handoff.agents import AgentError
+    from handoff.db.agents import AgentError
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -498,8 +498,8 @@ def tokens() -> None:
 
 
 def _token_store() -> Any:
-    from handoff.api import TokenStore
-    from handoff.persistence import ConversationStore
+    from handoff.db.conversations import ConversationStore
+    from handoff.db.tokens import TokenStore
 
     return TokenStore(ConversationStore(_settings().gateway_db))
 

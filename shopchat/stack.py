@@ -239,8 +239,8 @@ def prepare_shop(settings: Settings) -> str | None:
 
 def agents_hint(settings: Settings) -> str:
     """Where agents sign in, and how to make the first account if there is none."""
-    from handoff.agents import AgentStore
-    from handoff.persistence import ConversationStore
+    from handoff.db.agents import AgentStore
+    from handoff.db.conversations import ConversationStore
 
     store = ConversationStore(settings.gateway_db)
     try:

@@ -245,8 +245,8 @@ async def agent_login(http: str, email: str, password: str) -> str:
 
 def add_agent(settings: Settings, email: str, name: str, capacity: int = 3,
               role: str = "agent") -> None:
-    from handoff.agents import AgentStore
-    from handoff.persistence import ConversationStore
+    from handoff.db.agents import AgentStore
+    from handoff.db.conversations import ConversationStore
 
     store = ConversationStore(settings.gateway_db)
     try:

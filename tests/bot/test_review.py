@@ -17,7 +17,7 @@ from bot.kb.index import Match
 from bot.kb.log import KBLog
 from bot.review import ReviewError, decide, list_items, write_training_file
 from bot.settings import PROJECT_DIR, Settings
-from handoff.persistence import ConversationStore
+from handoff.db.conversations import ConversationStore
 from shopchat.rasa_env import RASA_DATA_DIRS, rasa_env, rasa_executable
 
 NOW = time.time()

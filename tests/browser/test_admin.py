@@ -16,7 +16,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from bot.settings import PROJECT_DIR, Settings
-from handoff.persistence import ConversationStore
+from handoff.db.conversations import ConversationStore
 from shopchat.stack import free_port
 from tests.bot.test_review import seed
 from tests.browser.conftest import open_page

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from handoff.agents import AgentError, AgentStore
-from handoff.desk_store import DeskStore
-from handoff.persistence import ConversationStore
+from handoff.db.agents import AgentError, AgentStore
+from handoff.db.conversations import ConversationStore
+from handoff.db.desk import DeskStore
 
 PASSWORD = "a long enough secret"
 

@@ -14,7 +14,7 @@ import pytest
 
 from bot.kb.log import KBLog
 from handoff.analytics import build_report
-from handoff.persistence import ConversationStore
+from handoff.db.conversations import ConversationStore
 
 DAY1 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC).timestamp()
 DAY2 = datetime(2026, 11, 3, 10, 0, tzinfo=UTC).timestamp()

@@ -10,9 +10,10 @@ import aiohttp
 import pytest
 
 from bot.settings import Settings
-from handoff.api import OPENAPI, TokenStore
+from handoff.api import OPENAPI
 from handoff.app import create_app, start
-from handoff.persistence import ConversationStore
+from handoff.db.conversations import ConversationStore
+from handoff.db.tokens import TokenStore
 from shopchat.stack import free_port
 
 

@@ -323,7 +323,7 @@ async def test_only_a_genuinely_signed_identity_is_recorded(
 ) -> None:
     from bot.identity import sign_identity
     from bot.store.factory import open_store
-    from handoff.persistence import ConversationStore
+    from handoff.db.conversations import ConversationStore
     from tests.conftest import IDENTITY_SECRET
 
     def customer(conversation_id: str | None) -> str | None:

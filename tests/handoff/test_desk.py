@@ -331,8 +331,8 @@ async def test_agent_sign_in_is_required(make_gateway: Callable[..., Any]) -> No
                 assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
         # An expired session is refused too.
-        from handoff.agents import AgentStore
-        from handoff.persistence import ConversationStore
+        from handoff.db.agents import AgentStore
+        from handoff.db.conversations import ConversationStore
 
         store = ConversationStore(gateway.settings.gateway_db)
         expired = AgentStore(store).login("eve@shop.example", AGENT_PASSWORD, lifetime=-1)

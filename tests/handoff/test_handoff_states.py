@@ -10,7 +10,8 @@ import pytest
 from pydantic import SecretStr
 
 from bot.settings import Settings
-from handoff.desk_store import DeskStore, Handoff
+from handoff.db.conversations import ConversationStore
+from handoff.db.desk import DeskStore, Handoff
 from handoff.handoff_states import (
     CLOSE,
     MOVES,
@@ -19,7 +20,6 @@ from handoff.handoff_states import (
     HandoffState,
     allowed,
 )
-from handoff.persistence import ConversationStore
 from handoff.webhooks import Webhooks
 from tests.handoff.test_persistence import handed_to, shopper
 

@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from handoff.agent_protocol import parse_agent_frame
-from handoff.agents import AgentStore
-from handoff.api import TokenStore
+from handoff.db.agents import AgentStore
+from handoff.db.conversations import ConversationStore, is_token
+from handoff.db.tokens import TokenStore
 from handoff.exceptions import ProtocolError
 from handoff.http import bearer_token
-from handoff.persistence import ConversationStore, is_token
 from handoff.protocol import MAX_JSON_DEPTH, load_json, parse_client_frame
 from tests.handoff.hostile import (
     LEAVES,

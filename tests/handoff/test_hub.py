@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from handoff.db.conversations import ConversationStore, StoredEvent
 from handoff.hub import BACKLOG_LIMIT, Hub, split_backlog
-from handoff.persistence import ConversationStore, StoredEvent
 
 
 def pending(n: int) -> list[StoredEvent]:

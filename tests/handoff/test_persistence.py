@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from handoff.desk_store import DeskStore, Handoff
-from handoff.persistence import DONE, SKIPPED, ConversationStore
+from handoff.db.conversations import DONE, SKIPPED, ConversationStore
+from handoff.db.desk import DeskStore, Handoff
 
 
 @pytest.fixture

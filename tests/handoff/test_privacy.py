@@ -17,7 +17,7 @@ from bot.settings import PROJECT_DIR, Settings
 from bot.store.demo import load_demo
 from bot.store.policy import ReturnWindow
 from bot.store.sqlite import SQLiteShop
-from handoff.persistence import ConversationStore
+from handoff.db.conversations import ConversationStore
 from handoff.privacy import conversations_of, delete, export, purge_older_than
 
 GUEST = "Sam.Guest@example.org"

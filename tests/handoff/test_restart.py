@@ -26,8 +26,8 @@ import pytest
 from websockets.asyncio.client import connect
 
 from bot.settings import Settings
-from handoff.agents import AgentStore
-from handoff.persistence import ConversationStore
+from handoff.db.agents import AgentStore
+from handoff.db.conversations import ConversationStore
 from shopchat.stack import StackHandle, free_port, settings_env, wait_until_healthy
 from tests.conftest import (
     AGENT_PASSWORD,

@@ -12,8 +12,8 @@ import pytest
 
 from bot.settings import PROJECT_DIR
 from handoff.db import schema
+from handoff.db.conversations import ConversationStore
 from handoff.db.schema import MIGRATIONS, Migration, migrate, version
-from handoff.persistence import ConversationStore
 
 #: A gateway database as the code wrote it before migrations were recorded (and before
 #: verified customers): some tables, no schema_version, no customer_id.

@@ -13,7 +13,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from bot.settings import Settings
-from handoff.persistence import ConversationStore
+from handoff.db.conversations import ConversationStore
 from handoff.webhooks import Webhooks, sign
 from tests.conftest import add_agent, agent_console
 from tests.handoff.test_desk import ask_for_person, shopper

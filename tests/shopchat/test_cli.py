@@ -57,8 +57,8 @@ def _shopchat(*args: str, var: Path, stdin: str = "",
 
 
 def test_agents_add_then_list_then_sign_in_with_the_password(tmp_path: Path) -> None:
-    from handoff.agents import AgentStore
-    from handoff.persistence import ConversationStore
+    from handoff.db.agents import AgentStore
+    from handoff.db.conversations import ConversationStore
 
     added = _shopchat("agents", "add", "kim@shop.example", "--name", "Kim", "--capacity", "4",
                       "--password-stdin", var=tmp_path, stdin="kims long password\n")

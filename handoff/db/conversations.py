@@ -97,6 +97,14 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _summary(row: dict[str, Any]) -> dict[str, Any]:
+    """A conversation row as the integration API and the workbench show it."""
+    return {"id": row["id"], "mode": row["mode"], "customer_id": row["customer_id"],
+            "page": json.loads(row["page"]) if row["page"] else None,
+            "last_seq": row["last_seq"], "created_at": row["created_at"],
+            "updated_at": row["updated_at"]}
+
+
 @dataclass(frozen=True)
 class Change:
     """What :meth:`ConversationStore.apply` stored, and whether it was new."""
@@ -157,6 +165,25 @@ class ConversationStore:
     def get(self, conversation_id: str) -> Conversation | None:
         row = self._row(conversation_id)
         return None if row is None else self._conversation(row)
+
+    def active_since(self, since: float, limit: int) -> list[dict[str, Any]]:
+        """Conversations active since ``since`` (Unix time), most recent first."""
+        rows = self.db.query("SELECT * FROM conversations WHERE updated_at >= ? "
+                             "ORDER BY updated_at DESC LIMIT ?", [since, limit])
+        return [_summary(row) for row in rows]
+
+    def record(self, conversation_id: str) -> dict[str, Any] | None:
+        """A conversation with its whole transcript and handoffs; None if there is none."""
+        row = self._row(conversation_id)
+        if row is None:
+            return None
+        handoffs = list(self.db.query(
+            "SELECT id, state, trigger, reason, agent_id, queued_at, assigned_at, "
+            "first_response_at, ended_at, resolution, csat_score, csat_comment FROM handoffs "
+            "WHERE conversation_id = ? ORDER BY id", [conversation_id]))
+        events = self.events_after(conversation_id, 0)
+        return {**_summary(row), "transcript": [{"seq": e.seq, **e.frame} for e in events],
+                "handoffs": handoffs}
 
     def set_page(self, conversation_id: str, page: dict[str, Any]) -> None:
         self.db.execute(

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from handoff.db.conversations import Change, ConversationStore, skip_all_pending
 from handoff.handoff_states import (
     ASSIGN,
     CLOSE,
@@ -31,7 +32,6 @@ from handoff.handoff_states import (
     HandoffState,
     Move,
 )
-from handoff.persistence import Change, ConversationStore, skip_all_pending
 from handoff.routing import queue_order
 
 __all__ = ["DeskStore", "Handoff", "Note", "Ticket"]
@@ -183,6 +183,13 @@ class DeskStore:
             [limit],
         ).fetchall()
         return [float(d) for (d,) in rows]
+
+    def tickets(self, status: str | None, limit: int) -> list[dict[str, Any]]:
+        """Tickets, newest first; only those with ``status`` (open, done) if given."""
+        sql, params = "SELECT * FROM tickets", []
+        if status:
+            sql, params = sql + " WHERE status = ?", [status]
+        return list(self.db.query(sql + " ORDER BY id DESC LIMIT ?", [*params, limit]))
 
     def open_tickets(self) -> list[Ticket]:
         rows = self.db.query("SELECT * FROM tickets WHERE status = 'open' ORDER BY id")

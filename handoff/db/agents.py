@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from handoff.db.conversations import ConversationStore, hash_token, is_token
 from handoff.exceptions import GatewayError
-from handoff.persistence import ConversationStore, hash_token, is_token
 
 __all__ = ["ROLES", "Agent", "AgentError", "AgentStore", "Login"]
 
