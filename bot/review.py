@@ -14,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,8 @@ from ruamel.yaml import YAML
 from bot.intents import CANONICAL_INTENTS
 from bot.kb.log import UNHELPFUL_QUESTIONS
 from bot.readonly import read_rows
-from handoff.db.schema import migrate
+from handoff.db.reads import queued_since
+from handoff.db.review import delete_verdicts, save_verdicts, verdicts, verdicts_in_order
 
 __all__ = ["Item", "ReviewError", "decide", "list_items", "undecide", "write_training_file"]
 
@@ -62,9 +61,7 @@ def list_items(gateway_db: Path, tracker_db: Path, kb_db: Path, since: float,
                threshold: float = 0.7, include_decided: bool = False) -> list[Item]:
     """Every message worth a look since ``since``, newest first."""
     handoffs: dict[str, list[float]] = {}
-    for conversation_id, queued_at in read_rows(
-            gateway_db, "SELECT conversation_id, queued_at FROM handoffs WHERE queued_at >= ?",
-            [since]):
+    for conversation_id, queued_at in queued_since(gateway_db, since):
         handoffs.setdefault(conversation_id, []).append(queued_at)
     items: dict[str, Item] = {}
     last_before_handoff: dict[tuple[str, float], tuple[float, str, str | None, float | None]] = {}
@@ -93,8 +90,8 @@ def list_items(gateway_db: Path, tracker_db: Path, kb_db: Path, since: float,
             item_id = _item_id(conversation_id, ts, query)
             items.setdefault(item_id, Item(item_id, "kb_not_helpful", conversation_id, ts,
                                            query, "faq", None))
-    verdicts = dict(read_rows(gateway_db, "SELECT item_id, verdict FROM review_verdicts", []))
-    found = [Item(**{**i.as_dict(), "verdict": verdicts.get(i.id)}) for i in items.values()]
+    decided = verdicts(gateway_db)
+    found = [Item(**{**i.as_dict(), "verdict": decided.get(i.id)}) for i in items.values()]
     if not include_decided:
         found = [i for i in found if i.verdict is None]
     return sorted(found, key=lambda i: -i.at)
@@ -110,36 +107,13 @@ def decide(gateway_db: Path, items: list[Item], item_ids: list[str], verdict: st
     missing = [i for i in item_ids if i not in by_id]
     if missing:
         raise ReviewError(f"no such review item: {', '.join(missing)}")
-    conn = sqlite3.connect(gateway_db)
-    try:
-        migrate(conn)
-        with conn:
-            for item_id in item_ids:
-                conn.execute(
-                    "INSERT INTO review_verdicts (item_id, text, verdict, decided_by, decided_at)"
-                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (item_id) DO UPDATE SET "
-                    "verdict = excluded.verdict, decided_by = excluded.decided_by, "
-                    "decided_at = excluded.decided_at",
-                    [item_id, by_id[item_id].text, verdict, decided_by, time.time()])
-    finally:
-        conn.close()
+    save_verdicts(gateway_db, {i: by_id[i].text for i in item_ids}, verdict, decided_by)
     return [Item(**{**by_id[i].as_dict(), "verdict": verdict}) for i in item_ids]
 
 
 def undecide(gateway_db: Path, item_ids: list[str]) -> int:
     """Take the verdicts on these items back (they return to the inbox); how many there were."""
-    if not item_ids or not gateway_db.exists():
-        return 0
-    conn = sqlite3.connect(gateway_db)
-    try:
-        migrate(conn)
-        with conn:
-            marks = ",".join("?" * len(item_ids))
-            cursor = conn.execute(f"DELETE FROM review_verdicts WHERE item_id IN ({marks})",
-                                  item_ids)
-        return cursor.rowcount
-    finally:
-        conn.close()
+    return delete_verdicts(gateway_db, item_ids)
 
 
 def _clean(text: str) -> str:
@@ -166,11 +140,10 @@ def _existing_examples(project_dir: Path) -> dict[str, str]:
 
 def write_training_file(gateway_db: Path, project_dir: Path) -> dict[str, Any]:
     """Rewrite ``data/nlu/reviewed.yml`` from every intent verdict; what was left out and why."""
-    verdicts = read_rows(gateway_db, "SELECT text, verdict FROM review_verdicts ORDER BY "
-                                 "decided_at", [])
+    decisions = verdicts_in_order(gateway_db)
     existing = _existing_examples(project_dir)
     chosen: dict[str, tuple[str, str]] = {}  # normalised → (intent, text); the last verdict wins
-    for text, verdict in verdicts:
+    for text, verdict in decisions:
         if verdict in CANONICAL_INTENTS:
             clean = _clean(text)
             if clean:

@@ -21,6 +21,7 @@ from typing import Any
 
 from bot.intents import FALLBACK_INTENT
 from bot.readonly import read_rows
+from handoff.db.reads import conversations_with_messages, handoffs_between, tickets_between
 
 __all__ = ["CSV_SECTIONS", "HandoffRow", "ReportInput", "UserTurn", "build_report", "csv_rows",
            "summarise"]
@@ -224,19 +225,9 @@ def _intent_of(data: str | None) -> tuple[str | None, float | None]:
 def build_report(gateway_db: Path, kb_db: Path, tracker_db: Path,
                  since: datetime, until: datetime) -> dict[str, Any]:
     start, end = since.timestamp(), until.timestamp()
-    conversations = {row[0]: row[1] for row in read_rows(
-        gateway_db,
-        "SELECT c.id, c.created_at FROM conversations c WHERE c.created_at >= ? "
-        "AND c.created_at < ? AND EXISTS (SELECT 1 FROM client_messages m "
-        "WHERE m.conversation_id = c.id)", [start, end])}
-    handoffs = [HandoffRow(*row) for row in read_rows(
-        gateway_db,
-        "SELECT h.conversation_id, h.trigger, h.queued_at, h.assigned_at, h.first_response_at, "
-        "h.resolution, h.csat_score, coalesce(a.name, h.agent_id), h.ended_at "
-        "FROM handoffs h LEFT JOIN agents a ON a.id = h.agent_id "
-        "WHERE h.queued_at >= ? AND h.queued_at < ?", [start, end])]
-    tickets = read_rows(gateway_db, "SELECT count(*) FROM tickets WHERE created_at >= ? "
-                                "AND created_at < ?", [start, end])
+    conversations = conversations_with_messages(gateway_db, start, end)
+    handoffs = [HandoffRow(*row) for row in handoffs_between(gateway_db, start, end)]
+    tickets = tickets_between(gateway_db, start, end)
     kb_answers = [(row[0], row[1], row[2]) for row in read_rows(
         kb_db, "SELECT ts, conversation_id, outcome FROM kb_answers WHERE ts >= ? AND ts < ?",
         [start, end])]
@@ -257,5 +248,5 @@ def build_report(gateway_db: Path, kb_db: Path, tracker_db: Path,
             continue
         name, confidence = _intent_of(data)
         turns.append(UserTurn(sender, ts, name or intent_name, confidence))
-    return summarise(ReportInput(conversations, handoffs, int(tickets[0][0]) if tickets else 0,
-                                 kb_answers, kb_feedback, turns), since, until)
+    return summarise(ReportInput(conversations, handoffs, tickets, kb_answers, kb_feedback,
+                                 turns), since, until)

@@ -27,6 +27,7 @@ import aiohttp
 
 from bot.settings import Settings
 from handoff.db.conversations import ConversationStore
+from handoff.db.outbox import Outbox
 
 __all__ = ["EVENTS", "Webhooks", "sign"]
 
@@ -53,6 +54,7 @@ class Webhooks:
         self.max_attempts = settings.webhook_max_attempts
         self.base_delay = settings.webhook_retry_base
         self.timeout = settings.webhook_timeout
+        self.outbox = Outbox(store)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -67,9 +69,7 @@ class Webhooks:
         delivery_id = uuid.uuid4().hex
         body = json.dumps({"id": delivery_id, "event": event, "created_at": now, "data": data},
                           separators=(",", ":"), default=str)
-        return [("INSERT INTO webhook_outbox (delivery_id, url, event, body, next_at) "
-                 "VALUES (?, ?, ?, ?, ?)", [delivery_id, url, event, body, now])
-                for url in self.urls]
+        return Outbox.rows(delivery_id, event, body, self.urls)
 
     def wake(self) -> None:
         """New rows are in the outbox: deliver them now."""
@@ -77,8 +77,7 @@ class Webhooks:
 
     def emit(self, event: str, data: dict[str, Any]) -> None:
         """Queue ``event`` for every URL on its own (not part of a change)."""
-        for sql, params in self.rows(event, data):
-            self.store.db.execute(sql, params)
+        self.outbox.add(self.rows(event, data))
         self.wake()
 
     async def start(self) -> None:
@@ -105,17 +104,9 @@ class Webhooks:
 
     async def deliver_due(self) -> float | None:
         """Send every due row once; the time the next retry is due (None: nothing waits)."""
-        now = time.time()
-        rows = list(self.store.db.query(
-            "SELECT * FROM webhook_outbox WHERE delivered_at IS NULL AND failed_at IS NULL "
-            "AND next_at <= ? ORDER BY id", [now]))
-        for row in rows:
+        for row in self.outbox.due(time.time()):
             await self._deliver(row)
-        pending = list(self.store.db.query(
-            "SELECT min(next_at) AS due FROM webhook_outbox WHERE delivered_at IS NULL "
-            "AND failed_at IS NULL"))
-        due = pending[0]["due"] if pending else None
-        return float(due) if due is not None else None
+        return self.outbox.next_due()
 
     async def _deliver(self, row: dict[str, Any]) -> None:
         assert self._session is not None
@@ -128,9 +119,7 @@ class Webhooks:
         try:
             async with self._session.post(row["url"], data=body, headers=headers) as response:
                 if 200 <= response.status < 300:
-                    self.store.db.execute(
-                        "UPDATE webhook_outbox SET delivered_at = ?, attempts = attempts + 1 "
-                        "WHERE id = ?", [time.time(), row["id"]])
+                    self.outbox.delivered(row["id"])
                     return
                 error = f"HTTP {response.status}"
         except (aiohttp.ClientError, TimeoutError) as failure:
@@ -139,11 +128,7 @@ class Webhooks:
         if attempts >= self.max_attempts:
             log.warning("webhook %s to %s given up after %d attempts: %s", row["event"],
                         row["url"], attempts, error)
-            self.store.db.execute(
-                "UPDATE webhook_outbox SET attempts = ?, failed_at = ?, last_error = ? "
-                "WHERE id = ?", [attempts, time.time(), error, row["id"]])
+            self.outbox.failed(row["id"], attempts, error)
             return
         delay = self.base_delay * 2 ** (attempts - 1)
-        self.store.db.execute(
-            "UPDATE webhook_outbox SET attempts = ?, next_at = ?, last_error = ? WHERE id = ?",
-            [attempts, time.time() + delay, error, row["id"]])
+        self.outbox.retry_at(row["id"], attempts, time.time() + delay, error)

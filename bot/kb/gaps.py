@@ -22,13 +22,11 @@ from bot.kb.articles import DRAFT_MARKER, ID_PATTERN
 from bot.kb.index import Match, Retriever
 from bot.kb.log import UNHELPFUL_QUESTIONS
 from bot.readonly import read_rows
+from handoff.db.review import new_faq_texts
 
 __all__ = ["DraftError", "Gap", "find_gaps", "group_vectors", "scaffold",
            "unanswered_questions", "write_draft"]
 
-#: Messages staff marked "new FAQ needed" in the review inbox (bot.review).
-NEW_FAQ_QUESTIONS = ("SELECT text FROM review_verdicts WHERE verdict = 'new_faq' "
-                     "AND decided_at >= ?")
 
 
 class DraftError(ValueError):
@@ -64,7 +62,7 @@ def unanswered_questions(log_db: Path, since: float,
                              "('none', 'fallback_none') AND ts >= ?", [since])
     rows += [(query,) for _, _, query in read_rows(log_db, UNHELPFUL_QUESTIONS, [since])]
     if gateway_db is not None:
-        rows += read_rows(gateway_db, NEW_FAQ_QUESTIONS, [since])
+        rows += [(text,) for text in new_faq_texts(gateway_db, since)]
     return [row[0] for row in rows if row[0] and not row[0].startswith("/")]
 
 
