@@ -5,7 +5,7 @@ Validation only, no I/O, like :mod:`handoff.protocol` whose helpers it uses.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, StringConstraints, TypeAdapter
 
@@ -32,7 +32,16 @@ __all__ = [
     "TicketDone",
     "Transfer",
     "Typing",
+    "agent_welcome_frame",
+    "alert_frame",
+    "assigned_frame",
+    "event_frame",
+    "note_frame",
+    "opened_frame",
     "parse_agent_frame",
+    "reply_ack_frame",
+    "state_frame",
+    "unassigned_frame",
 ]
 
 #: How an agent may close a chat (the console offers these; analytics counts them).
@@ -120,6 +129,70 @@ _KNOWN = (
     "auth", "presence", "open", "unwatch", "claim", "message", "note", "typing", "transfer",
     "handback", "close", "ticket_done", "ping",
 )
+
+
+# -- frames the server sends an agent (docs/protocol.md, "Server → agent") ------------
+
+
+def agent_welcome_frame(agent: dict[str, Any], presence: str, canned: list[dict[str, Any]],
+                        expires_at: float) -> dict[str, Any]:
+    """The first frame after a good ``auth``: who the agent is and what the console offers."""
+    return {"type": "welcome", "agent": agent, "presence": presence,
+            "resolutions": list(RESOLUTIONS), "canned": canned, "expires_at": expires_at}
+
+
+def state_frame(shared: dict[str, Any], presence: str, chats: list[dict[str, Any]]
+                ) -> dict[str, Any]:
+    """The desk as this agent sees it: the queue, agents and tickets (``shared``), their
+    presence and their chats."""
+    return {"type": "state", **shared, "presence": presence, "chats": chats}
+
+
+def opened_frame(conversation_id: str, mode: str, last_seq: int, handoff: dict[str, Any] | None,
+                 context: dict[str, Any] | None, notes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The answer to ``open``, before the conversation's events follow."""
+    return {"type": "opened", "conversation_id": conversation_id, "mode": mode,
+            "last_seq": last_seq, "handoff": handoff, "context": context, "notes": notes}
+
+
+def event_frame(conversation_id: str, event: dict[str, Any]) -> dict[str, Any]:
+    """One of a followed conversation's events, wrapped with the conversation's id."""
+    return {"type": "event", "conversation_id": conversation_id, "event": event}
+
+
+def assigned_frame(conversation_id: str, handoff: dict[str, Any],
+                   context: dict[str, Any] | None) -> dict[str, Any]:
+    """A chat is the agent's now: its summary and the context packet."""
+    return {"type": "assigned", "conversation_id": conversation_id, "handoff": handoff,
+            "context": context}
+
+
+def unassigned_frame(conversation_id: str, reason: str) -> dict[str, Any]:
+    """A chat is not the agent's any more: ``taken`` (by someone else), ``transferred``,
+    ``closed`` or ``returned``."""
+    return {"type": "unassigned", "conversation_id": conversation_id, "reason": reason}
+
+
+def alert_frame(kind: str, conversation_id: str, handoff_id: int, text: str) -> dict[str, Any]:
+    return {"type": "alert", "kind": kind, "conversation_id": conversation_id,
+            "handoff_id": handoff_id, "text": text}
+
+
+def note_frame(note: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "note", "note": note}
+
+
+def reply_ack_frame(conversation_id: str, client_id: str, duplicate: bool, *,
+                    seq: int | None = None, note_id: int | None = None) -> dict[str, Any]:
+    """An agent's message (its ``seq``) or note (its ``note_id``) is stored."""
+    frame: dict[str, Any] = {"type": "ack", "conversation_id": conversation_id,
+                             "client_id": client_id}
+    if seq is not None:
+        frame["seq"] = seq
+    if note_id is not None:
+        frame["note_id"] = note_id
+    frame["duplicate"] = duplicate
+    return frame
 
 
 def parse_agent_frame(raw: str | bytes) -> AgentFrame:

@@ -34,6 +34,7 @@ from handoff.protocol import (
     internal_error,
     parse_client_frame,
     pong_frame,
+    shopper_message,
     welcome_frame,
 )
 
@@ -200,7 +201,7 @@ class ChatSession:
 
     def _message(self, conversation_id: str, message: MessageIn) -> None:
         store = self.hub.store
-        frame: dict[str, object] = {"type": "message", "author": "shopper", "text": message.text}
+        frame = shopper_message(message.text)
         if message.payload is not None:
             conversation = store.get(conversation_id)
             if conversation is None or conversation.mode != BOT:

@@ -27,7 +27,6 @@ from ruamel.yaml.error import YAMLError
 
 from bot.settings import Settings
 from handoff.agent_protocol import (
-    RESOLUTIONS,
     AgentFrame,
     AgentPing,
     Claim,
@@ -40,6 +39,14 @@ from handoff.agent_protocol import (
     Transfer,
     Typing,
     Unwatch,
+    agent_welcome_frame,
+    alert_frame,
+    assigned_frame,
+    note_frame,
+    opened_frame,
+    reply_ack_frame,
+    state_frame,
+    unassigned_frame,
 )
 from handoff.context import build_context
 from handoff.db.agents import Agent, AgentStore
@@ -48,7 +55,19 @@ from handoff.db.desk import DeskStore, Handoff
 from handoff.exceptions import ProtocolError, RasaUnavailable
 from handoff.handoff_states import HandoffState
 from handoff.hub import AgentView, Hub, Subscriber
-from handoff.protocol import pong_frame, typing_frame
+from handoff.protocol import (
+    OfflineReason,
+    agent_message,
+    csat_received_frame,
+    csat_request_frame,
+    mode_frame,
+    offline_form_frame,
+    offline_received_frame,
+    pong_frame,
+    queue_frame,
+    system_message,
+    typing_frame,
+)
 from handoff.rasa_bridge import RasaBridge
 from handoff.routing import (
     ONLINE,
@@ -102,10 +121,6 @@ class AgentConnection:
 
     def send(self, frame: dict[str, Any]) -> None:
         self.socket.push_control(frame)
-
-
-def _system(text: str) -> dict[str, Any]:
-    return {"type": "message", "author": "system", "text": text}
 
 
 class Desk:
@@ -228,8 +243,8 @@ class Desk:
                               page=conversation.page, customer_id=conversation.customer_id)
         if queued:
             change = self.desk.enqueue(handoff, context, priority, [
-                {"type": "mode", "mode": "queued", "handoff_id": handoff.id},
-                _system("I'm connecting you with a person from our team. They will see this "
+                mode_frame("queued", handoff_id=handoff.id),
+                system_message("I'm connecting you with a person from our team. They will see this "
                         "whole conversation, so you won't need to repeat anything."),
             ], outbox)
         else:
@@ -276,7 +291,7 @@ class Desk:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _offline_offer(self, handoff_id: int, reason: str) -> list[dict[str, Any]]:
+    def _offline_offer(self, handoff_id: int, reason: OfflineReason) -> list[dict[str, Any]]:
         if reason == "no_agents":
             text = ("No one from our team is online right now. Leave your email and a message "
                     "and we'll get back to you, or email us at "
@@ -284,8 +299,7 @@ class Desk:
         else:
             text = ("It's taking longer than usual to reach someone. You can keep waiting, or "
                     "leave your email and a message and we'll reply by email.")
-        return [{"type": "offline_form", "handoff_id": handoff_id, "reason": reason},
-                _system(text)]
+        return [offline_form_frame(handoff_id, reason), system_message(text)]
 
     def _announce(self, conversation_id: str, change: Change | None) -> None:
         """Send a stored change's events on; its webhook rows (if any) go out now too."""
@@ -324,8 +338,8 @@ class Desk:
 
     def _assign(self, handoff: Handoff, agent: Agent) -> bool:
         change = self.desk.assign(handoff, agent.id, [
-            {"type": "mode", "mode": "agent", "agent": {"name": agent.name}},
-            _system(f"{agent.name} joined the chat."),
+            mode_frame("agent", agent_name=agent.name),
+            system_message(f"{agent.name} joined the chat."),
         ], self._outbox("conversation.assigned", handoff.conversation_id,
                         handoff_id=handoff.id, agent={"id": agent.id, "name": agent.name}))
         if change is None:
@@ -335,10 +349,8 @@ class Desk:
         self._announce(handoff.conversation_id, change)
         assigned = self.desk.get(handoff.id)
         assert assigned is not None
-        self._send_to(agent.id, {
-            "type": "assigned", "conversation_id": handoff.conversation_id,
-            "handoff": assigned.summary(), "context": assigned.context,
-        })
+        self._send_to(agent.id, assigned_frame(handoff.conversation_id, assigned.summary(),
+                                               assigned.context))
         self._drop_other_views(handoff.conversation_id, keep=agent.id)
         log.info("conversation=%s handoff=%s assigned to %s", handoff.conversation_id,
                  handoff.id, agent.id)
@@ -355,8 +367,7 @@ class Desk:
                 view = connection.views.pop(conversation_id, None)
                 if view is not None:
                     self.hub.unsubscribe(conversation_id, view)
-                    connection.send({"type": "unassigned", "conversation_id": conversation_id,
-                                     "reason": "taken"})
+                    connection.send(unassigned_frame(conversation_id, "taken"))
 
     # -- agent connections ---------------------------------------------------
 
@@ -368,13 +379,9 @@ class Desk:
         if timer is not None:
             timer.cancel()
         self._presence.setdefault(agent.id, ONLINE)
-        connection.send({
-            "type": "welcome", "agent": self._agent_info(agent),
-            "presence": self._presence[agent.id],
-            "resolutions": list(RESOLUTIONS),
-            "canned": [c.model_dump() for c in self.canned],
-            "expires_at": connection.expires_at,
-        })
+        connection.send(agent_welcome_frame(
+            self._agent_info(agent), self._presence[agent.id],
+            [c.model_dump() for c in self.canned], connection.expires_at))
         connection.send(self._state_for(agent.id, self._shared_state()))
         log.info("agent=%s connected (%d sockets)", agent.id, len(self._connections[agent.id]))
         self.dispatch()
@@ -405,8 +412,8 @@ class Desk:
         name = agent.name if agent else "Our team member"
         for handoff in self.desk.assigned(agent_id):
             change = self.desk.requeue(handoff, agent_id, [
-                {"type": "mode", "mode": "queued", "handoff_id": handoff.id},
-                _system(f"{name} got disconnected. I'm connecting you with someone else "
+                mode_frame("queued", handoff_id=handoff.id),
+                system_message(f"{name} got disconnected. I'm connecting you with someone else "
                         "from the team; they will see the whole conversation."),
             ])
             self._announce(handoff.conversation_id, change)
@@ -426,8 +433,7 @@ class Desk:
 
     def _alert(self, kind: str, handoff: Handoff, text: str) -> None:
         """Tell every signed-in agent (online or away): the console beeps and notifies."""
-        frame = {"type": "alert", "kind": kind, "conversation_id": handoff.conversation_id,
-                 "handoff_id": handoff.id, "text": text}
+        frame = alert_frame(kind, handoff.conversation_id, handoff.id, text)
         for connections in self._connections.values():
             for connection in connections:
                 connection.send(frame)
@@ -485,13 +491,10 @@ class Desk:
         old = connection.views.pop(conversation_id, None)
         if old is not None:
             self.hub.unsubscribe(conversation_id, old)
-        connection.send({
-            "type": "opened", "conversation_id": conversation_id, "mode": conversation.mode,
-            "last_seq": conversation.last_seq,
-            "handoff": handoff.summary() if handoff else None,
-            "context": handoff.context if handoff else None,
-            "notes": [n.frame() for n in self.desk.notes(conversation_id)],
-        })
+        connection.send(opened_frame(
+            conversation_id, conversation.mode, conversation.last_seq,
+            handoff.summary() if handoff else None, handoff.context if handoff else None,
+            [n.frame() for n in self.desk.notes(conversation_id)]))
         view = AgentView(connection.socket, conversation_id, last_seq)
         connection.views[conversation_id] = view
         self.hub.subscribe(conversation_id, view, last_seq)
@@ -527,25 +530,21 @@ class Desk:
             note, new = self.desk.add_note(
                 frame.conversation_id, agent.id, agent.name, frame.client_id, frame.text
             )
-            connection.send({"type": "ack", "conversation_id": frame.conversation_id,
-                             "client_id": frame.client_id, "note_id": note.id,
-                             "duplicate": not new})
+            connection.send(reply_ack_frame(frame.conversation_id, frame.client_id, not new,
+                                            note_id=note.id))
             if new:
-                self.hub.signal(frame.conversation_id, {"type": "note", "note": note.frame()},
-                                "agent")
+                self.hub.signal(frame.conversation_id, note_frame(note.frame()), "agent")
             return
         handoff = self._owned(agent, frame.conversation_id)
         change = self.desk.agent_reply(
             handoff, agent.id, f"agent:{agent.id}:{frame.client_id}",
-            {"type": "message", "author": "agent", "agent": {"name": agent.name},
-             "text": frame.text},
+            agent_message(agent.name, frame.text),
         )
         if change is None:
             raise ProtocolError("not_your_chat", "This chat is not assigned to you (any more).",
                                 frame.client_id)
-        connection.send({"type": "ack", "conversation_id": frame.conversation_id,
-                         "client_id": frame.client_id, "seq": change.events[0].seq,
-                         "duplicate": not change.new})
+        connection.send(reply_ack_frame(frame.conversation_id, frame.client_id, not change.new,
+                                        seq=change.events[0].seq))
         self._announce(frame.conversation_id, change)
 
     def _transfer(self, agent: Agent, conversation_id: str, to_agent_id: str) -> None:
@@ -558,18 +557,16 @@ class Desk:
         if self.desk.loads().get(target.id, 0) >= target.capacity:
             raise ProtocolError("at_capacity", f"{target.name} has no free seat right now.")
         change = self.desk.transfer(handoff, agent.id, target.id, [
-            {"type": "mode", "mode": "agent", "agent": {"name": target.name}},
-            _system(f"{agent.name} passed the chat to {target.name}."),
+            mode_frame("agent", agent_name=target.name),
+            system_message(f"{agent.name} passed the chat to {target.name}."),
         ])
         if change is None:
             raise ProtocolError("not_your_chat", "This chat is not assigned to you (any more).")
         self._announce(conversation_id, change)
-        self._send_to(agent.id, {"type": "unassigned", "conversation_id": conversation_id,
-                                 "reason": "transferred"})
+        self._send_to(agent.id, unassigned_frame(conversation_id, "transferred"))
         moved = self.desk.get(handoff.id)
         assert moved is not None
-        self._send_to(target.id, {"type": "assigned", "conversation_id": conversation_id,
-                                  "handoff": moved.summary(), "context": moved.context})
+        self._send_to(target.id, assigned_frame(conversation_id, moved.summary(), moved.context))
         self._changed()
 
     async def _end(self, agent: Agent, frame: Handback | Close) -> None:
@@ -577,18 +574,17 @@ class Desk:
         if isinstance(frame, Close):
             state, resolution = HandoffState.CLOSED, frame.resolution
             frames = [
-                {"type": "mode", "mode": "bot"},
-                _system(f"{agent.name} closed the chat. Thanks for contacting us!"),
-                {"type": "csat_request", "handoff_id": handoff.id,
-                 "agent": {"name": agent.name},
-                 "text": f"How did {agent.name} do? Rate the help you got from 1 to 5."},
+                mode_frame("bot"),
+                system_message(f"{agent.name} closed the chat. Thanks for contacting us!"),
+                csat_request_frame(handoff.id, agent.name, f"How did {agent.name} do? Rate "
+                                   "the help you got from 1 to 5."),
             ]
         else:
             state, resolution = HandoffState.RETURNED, None
             frames = [
-                {"type": "mode", "mode": "bot"},
-                _system(f"{agent.name} handed you back to the assistant. Ask me anything, or "
-                        "ask for a person again at any time."),
+                mode_frame("bot"),
+                system_message(f"{agent.name} handed you back to the assistant. Ask me "
+                               "anything, or ask for a person again at any time."),
             ]
         change = self.desk.end(handoff, agent.id, state, resolution, frames, self._outbox(
             "conversation.closed", frame.conversation_id, handoff_id=handoff.id, outcome=state,
@@ -596,8 +592,7 @@ class Desk:
         if change is None:
             raise ProtocolError("not_your_chat", "This chat is not assigned to you (any more).")
         self._announce(frame.conversation_id, change)
-        self._send_to(agent.id, {"type": "unassigned", "conversation_id": frame.conversation_id,
-                                 "reason": state})
+        self._send_to(agent.id, unassigned_frame(frame.conversation_id, state))
         log.info("conversation=%s handoff=%s %s by %s", frame.conversation_id, handoff.id,
                  state, agent.id)
         self.dispatch()
@@ -630,8 +625,7 @@ class Desk:
     def _queue_frame(self, handoff: Handoff, position: int) -> dict[str, Any]:
         seconds = self._expected_waits(position)[-1]
         wait = None if math.isinf(seconds) else int(math.ceil(seconds / 10) * 10)
-        return {"type": "queue", "handoff_id": handoff.id, "position": position,
-                "wait_seconds": wait}
+        return queue_frame(handoff.id, position, wait)
 
     def shopper_typing(self, conversation_id: str, on: bool) -> None:
         self.hub.signal(conversation_id, typing_frame(on, "shopper"), "agent")
@@ -648,8 +642,9 @@ class Desk:
         change = None
         if handoff is not None and handoff.state == HandoffState.QUEUED:
             change = self.desk.leave(handoff, client_id, [
-                {"type": "mode", "mode": "bot"},
-                _system("OK, you're back with the assistant. Ask for a person again any time."),
+                mode_frame("bot"),
+                system_message("OK, you're back with the assistant. Ask for a person again "
+                               "any time."),
             ])
         if change is None:
             raise ProtocolError("not_in_queue", "You are not waiting for a person.", client_id)
@@ -671,11 +666,11 @@ class Desk:
                 client_id,
             )
         frames: list[dict[str, Any]] = [
-            {"type": "offline_received", "handoff_id": handoff.id, "email": email},
-            _system(f"Thanks! We have your message and will reply to {email}."),
+            offline_received_frame(handoff.id, email),
+            system_message(f"Thanks! We have your message and will reply to {email}."),
         ]
         if handoff.state == HandoffState.QUEUED:
-            frames.insert(0, {"type": "mode", "mode": "bot"})
+            frames.insert(0, mode_frame("bot"))
         change = self.desk.leave_message(
             conversation_id, handoff, client_id, email, text, frames,
             self._outbox("ticket.created", conversation_id, handoff_id=handoff.id, email=email,
@@ -699,8 +694,8 @@ class Desk:
         change = None
         if handoff is not None and handoff.conversation_id == conversation_id:
             change = self.desk.rate(handoff, client_id, score, comment, [
-                {"type": "csat_received", "handoff_id": handoff.id, "score": score},
-                _system("Thank you for your feedback!"),
+                csat_received_frame(handoff.id, score),
+                system_message("Thank you for your feedback!"),
             ], self._outbox("csat.received", conversation_id, handoff_id=handoff_id,
                             score=score, comment=comment))
         if change is None:
@@ -750,8 +745,7 @@ class Desk:
 
     def _state_for(self, agent_id: str, shared: dict[str, Any]) -> dict[str, Any]:
         chats = [h.summary() for h in self.desk.assigned(agent_id)]
-        return {"type": "state", **shared, "presence": self._presence.get(agent_id, "offline"),
-                "chats": chats}
+        return state_frame(shared, self._presence.get(agent_id, "offline"), chats)
 
     def _broadcast(self) -> None:
         self._state_handle = None
@@ -796,6 +790,6 @@ class Desk:
                 or (math.isfinite(expected[position - 1])
                     and expected[position - 1] >= self.settings.queue_max_wait)
             ):
-                reason = "no_agents" if nobody_online else "long_wait"
+                reason: OfflineReason = "no_agents" if nobody_online else "long_wait"
                 change = self.desk.offer_offline(handoff, self._offline_offer(handoff.id, reason))
                 self._announce(handoff.conversation_id, change)

@@ -19,9 +19,10 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from handoff.agent_protocol import event_frame
 from handoff.db.conversations import BOT, PENDING, ConversationStore, StoredEvent
 from handoff.exceptions import ProtocolError, RasaUnavailable
-from handoff.protocol import error_frame, typing_frame
+from handoff.protocol import error_frame, system_message, typing_frame
 from handoff.rasa_bridge import RasaBridge, replies_to_frames
 
 __all__ = ["BACKLOG_LIMIT", "AgentView", "Follower", "Hub", "Subscriber", "split_backlog"]
@@ -59,12 +60,10 @@ def split_backlog(
 
 
 def _backlog_notice(skipped: int) -> dict[str, Any]:
-    return {
-        "type": "message", "author": "system", "skipped": skipped,
-        "text": f"Sorry, I couldn't reply for a while and missed {skipped} of your earlier "
-                "messages. I'm answering your latest one; if something you asked before is "
-                "still open, please ask it again.",
-    }
+    return {**system_message(
+        f"Sorry, I couldn't reply for a while and missed {skipped} of your earlier messages. "
+        "I'm answering your latest one; if something you asked before is still open, please "
+        "ask it again."), "skipped": skipped}
 
 
 class Follower(Protocol):
@@ -128,9 +127,7 @@ class AgentView:
     def push_event(self, event: StoredEvent) -> None:
         if event.seq > self.sent_seq:
             self.sent_seq = event.seq
-            self.socket.push_control(
-                {"type": "event", "conversation_id": self.conversation_id, "event": event.frame}
-            )
+            self.socket.push_control(event_frame(self.conversation_id, event.frame))
 
     def push_control(self, frame: dict[str, Any]) -> None:
         self.socket.push_control({**frame, "conversation_id": self.conversation_id})
@@ -156,14 +153,15 @@ class Hub:
     # -- subscriptions --------------------------------------------------
 
     def subscribe(self, conversation_id: str, subscriber: Follower, after_seq: int) -> None:
-        """Queue what the socket missed, then follow new events.
+        """Follow new events, then queue what the socket missed.
 
-        Both happen without yielding to the event loop, so no event can fall
-        between the replay and the live stream.
+        Registered first: an event stored meanwhile (by this process after an await, or
+        by another) is either in the replay or published after it, and :meth:`publish`
+        fills any gap from the store, so nothing falls between replay and live stream.
         """
+        self._subscribers[conversation_id].add(subscriber)
         for event in self.store.events_after(conversation_id, after_seq):
             subscriber.push_event(event)
-        self._subscribers[conversation_id].add(subscriber)
 
     def unsubscribe(self, conversation_id: str, subscriber: Follower) -> None:
         followers = self._subscribers.get(conversation_id)

@@ -361,3 +361,57 @@ def typing_frame(on: bool, author: str = "bot") -> dict[str, Any]:
 
 def pong_frame() -> dict[str, Any]:
     return {"type": "pong"}
+
+
+# -- events around a handoff (stored, seq'd; docs/protocol.md "Events") --------------
+
+Mode = Literal["bot", "queued", "agent"]
+#: Why the shopper is offered to leave a message: nobody is online, or the wait is long.
+OfflineReason = Literal["no_agents", "long_wait"]
+
+
+def system_message(text: str) -> dict[str, Any]:
+    """The gateway saying something to the shopper in words (after a mode change, say)."""
+    return {"type": "message", "author": "system", "text": text}
+
+
+def shopper_message(text: str) -> dict[str, Any]:
+    return {"type": "message", "author": "shopper", "text": text}
+
+
+def agent_message(agent_name: str, text: str) -> dict[str, Any]:
+    return {"type": "message", "author": "agent", "agent": {"name": agent_name}, "text": text}
+
+
+def mode_frame(mode: Mode, *, handoff_id: int | None = None,
+               agent_name: str | None = None) -> dict[str, Any]:
+    """Who answers now: ``queued`` names the handoff, ``agent`` the person."""
+    frame: dict[str, Any] = {"type": "mode", "mode": mode}
+    if handoff_id is not None:
+        frame["handoff_id"] = handoff_id
+    if agent_name is not None:
+        frame["agent"] = {"name": agent_name}
+    return frame
+
+
+def offline_form_frame(handoff_id: int, reason: OfflineReason) -> dict[str, Any]:
+    return {"type": "offline_form", "handoff_id": handoff_id, "reason": reason}
+
+
+def offline_received_frame(handoff_id: int, email: str) -> dict[str, Any]:
+    return {"type": "offline_received", "handoff_id": handoff_id, "email": email}
+
+
+def csat_request_frame(handoff_id: int, agent_name: str, text: str) -> dict[str, Any]:
+    return {"type": "csat_request", "handoff_id": handoff_id, "agent": {"name": agent_name},
+            "text": text}
+
+
+def csat_received_frame(handoff_id: int, score: int) -> dict[str, Any]:
+    return {"type": "csat_received", "handoff_id": handoff_id, "score": score}
+
+
+def queue_frame(handoff_id: int, position: int, wait_seconds: int | None) -> dict[str, Any]:
+    """A control frame: the shopper's place in the queue and the expected wait."""
+    return {"type": "queue", "handoff_id": handoff_id, "position": position,
+            "wait_seconds": wait_seconds}

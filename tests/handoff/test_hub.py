@@ -58,3 +58,19 @@ def test_a_follower_never_skips_a_gap_it_is_filled_from_the_store(tmp_path: Path
     hub.publish(conversation.id, events[1:3])  # the late announcement changes nothing
     assert follower.seqs == [e.seq for e in events[1:]]
     store.close()
+
+
+def test_an_event_published_before_the_replay_reaches_it_is_not_lost(tmp_path: Path) -> None:
+    """Subscribing registers first: an event announced before the replay ran (another
+    process's, say) leaves no hole, whatever the order."""
+    store = ConversationStore(tmp_path / "gateway.db")
+    conversation, _ = store.create_conversation(None)
+    events = [store.append(conversation.id, {"type": "message", "author": "bot", "text": str(n)})
+              for n in range(3)]
+    hub = Hub(store, None)  # type: ignore[arg-type]
+    follower = Recorder(sent_seq=0)
+    hub._subscribers[conversation.id].add(follower)
+    hub.publish(conversation.id, [events[2]])  # live, ahead of the replay
+    hub.subscribe(conversation.id, follower, 0)
+    assert follower.seqs == [e.seq for e in events]
+    store.close()
