@@ -50,7 +50,7 @@ lint: setup
 # The fast tier (under a minute): lint, types, and every test that needs neither
 # a trained model, the running stack nor a browser. Run it on every change.
 check: lint
-	$(VENV)/bin/python -m pytest -q -m "not stack and not slow" -p no:cacheprovider
+	$(VENV)/bin/python -m pytest -q -n 2 -m "not stack and not slow" -p no:cacheprovider
 
 bench: train
 	$(VENV)/bin/python bench/bot_turn.py

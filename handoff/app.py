@@ -19,7 +19,7 @@ from handoff.db.conversations import ConversationStore
 from handoff.desk import Desk, load_canned
 from handoff.http import AUTHORITIES, auth_middleware, problem_middleware, quiet_client_errors
 from handoff.hub import Hub
-from handoff.rasa_bridge import RasaBridge
+from handoff.rasa_bridge import Bot, RasaBridge
 from handoff.webhooks import Webhooks
 
 __all__ = ["DESK", "HUB", "SETTINGS", "create_app", "start"]
@@ -32,6 +32,8 @@ SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
 HUB = web.AppKey("hub", Hub)
 DESK = web.AppKey("desk", Desk)
 THROTTLE = web.AppKey("login_throttle", agent_socket.LoginThrottle)
+#: The assistant to use instead of Rasa (the tests' scripted one); unset: Rasa.
+BOT = web.AppKey("bot", Bot)
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -39,8 +41,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     store = ConversationStore(settings.gateway_db)
     session = aiohttp.ClientSession()
     token = settings.rasa_token.get_secret_value() if settings.rasa_token else None
-    bridge = RasaBridge(session, settings.rasa_url, settings.action_url, token,
-                        settings.rasa_timeout)
+    bridge: Bot = app.get(BOT) or RasaBridge(
+        session, settings.rasa_url, settings.action_url, token, settings.rasa_timeout)
     hub = Hub(store, bridge)
     webhooks = Webhooks(store, settings)
     desk = Desk(store, hub, bridge, settings, load_canned(settings.canned_responses_path),
@@ -143,12 +145,14 @@ async def index(request: web.Request) -> web.Response:
     raise web.HTTPFound("/demo/")
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, bot: Bot | None = None) -> web.Application:
     """The gateway app. Opens nothing until it starts (see ``cleanup_ctx``)."""
     quiet_client_errors()
     app = web.Application(middlewares=[problem_middleware, auth_middleware])
     app[SETTINGS] = settings
     app[AUTHORITIES] = {}
+    if bot is not None:
+        app[BOT] = bot
     app[SOCKETS] = weakref.WeakSet[web.WebSocketResponse]()
     app[THROTTLE] = agent_socket.LoginThrottle()
     app.on_shutdown.append(_close_sockets)
@@ -169,10 +173,10 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
-async def start(settings: Settings) -> web.AppRunner:
+async def start(settings: Settings, bot: Bot | None = None) -> web.AppRunner:
     """Serve the gateway on ``settings.host:port`` from a running event loop (tests, benches);
     ``cleanup()`` the runner to stop it."""
-    runner = web.AppRunner(create_app(settings), keepalive_timeout=settings.http_timeout)
+    runner = web.AppRunner(create_app(settings, bot), keepalive_timeout=settings.http_timeout)
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port).start()
     return runner

@@ -68,7 +68,7 @@ from handoff.protocol import (
     system_message,
     typing_frame,
 )
-from handoff.rasa_bridge import RasaBridge
+from handoff.rasa_bridge import Bot
 from handoff.routing import (
     ONLINE,
     AgentLoad,
@@ -130,7 +130,7 @@ class Desk:
         self,
         store: ConversationStore,
         hub: Hub,
-        bridge: RasaBridge,
+        bridge: Bot,
         settings: Settings,
         canned: list[CannedResponse],
         webhooks: Webhooks | None = None,

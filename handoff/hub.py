@@ -23,7 +23,7 @@ from handoff.agent_protocol import event_frame
 from handoff.db.conversations import BOT, PENDING, ConversationStore, StoredEvent
 from handoff.exceptions import ProtocolError, RasaUnavailable
 from handoff.protocol import error_frame, system_message, typing_frame
-from handoff.rasa_bridge import RasaBridge, replies_to_frames
+from handoff.rasa_bridge import Bot, replies_to_frames
 
 __all__ = ["BACKLOG_LIMIT", "AgentView", "Follower", "Hub", "Subscriber", "split_backlog"]
 
@@ -136,7 +136,7 @@ class AgentView:
 class Hub:
     """Sockets per conversation, and the bot turns that answer shopper messages."""
 
-    def __init__(self, store: ConversationStore, bridge: RasaBridge) -> None:
+    def __init__(self, store: ConversationStore, bridge: Bot) -> None:
         self.store = store
         self.bridge = bridge
         #: Called after a bot turn opened a handoff (set by the desk).

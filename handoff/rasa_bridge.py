@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -12,7 +12,7 @@ from bot.cards import parse_card
 from bot.escalation import parse_handoff
 from handoff.exceptions import RasaUnavailable
 
-__all__ = ["RasaBridge", "replies_to_frames"]
+__all__ = ["Bot", "RasaBridge", "replies_to_frames"]
 
 log = logging.getLogger("gateway.rasa")
 
@@ -59,6 +59,25 @@ def replies_to_frames(replies: object, reply_to: int) -> list[dict[str, Any]]:
         if handoff is not None:
             frames.append({"type": "handoff", "reply_to": reply_to, **handoff})
     return frames
+
+
+class Bot(Protocol):
+    """What the gateway needs of the assistant: :class:`RasaBridge` talks to Rasa; the
+    tests' scripted stand-in (``tests/scripted_bot.py``) answers by rule, in Rasa's formats.
+    Every method raises :class:`RasaUnavailable` when the assistant cannot be reached."""
+
+    async def send(self, sender: str, text: str, metadata: dict[str, Any]) -> list[Any]: ...
+
+    async def tracker(self, sender: str) -> dict[str, Any]: ...
+
+    async def append_events(self, sender: str, events: list[dict[str, Any]]
+                            ) -> dict[str, Any]: ...
+
+    async def set_slot(self, sender: str, name: str, value: object) -> None: ...
+
+    async def record_user_message(self, sender: str, text: str, seq: int) -> None: ...
+
+    async def health(self) -> dict[str, dict[str, Any]]: ...
 
 
 class RasaBridge:

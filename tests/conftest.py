@@ -65,6 +65,8 @@ class Gateway:
 
     settings: Settings
     runner: web.AppRunner | None = None
+    #: The assistant instead of Rasa (a ScriptedBot), if any.
+    bot: Any = None
 
     @property
     def url(self) -> str:
@@ -75,7 +77,7 @@ class Gateway:
         return f"http://127.0.0.1:{self.settings.port}"
 
     async def start(self) -> None:
-        self.runner = await start_gateway(self.settings)
+        self.runner = await start_gateway(self.settings, self.bot)
 
     async def stop(self) -> None:
         if self.runner is not None:
@@ -84,9 +86,9 @@ class Gateway:
 
 
 @asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[Gateway]:
+async def serving(settings: Settings, bot: Any = None) -> AsyncIterator[Gateway]:
     """An in-process gateway on ``settings``, stopped on leaving the block."""
-    gw = Gateway(settings)
+    gw = Gateway(settings, bot=bot)
     await gw.start()
     try:
         yield gw
@@ -115,9 +117,23 @@ def gateway_with(gateway_settings: Settings) -> Callable[..., Any]:
 def bare_gateway_with(tmp_path: Path) -> Callable[..., Any]:
     """An in-process gateway with no Rasa behind it (nothing listens on its Rasa port), for
     the fast tier: everything up to the bot's turn, ``async with bare_gateway_with(...)``."""
-    return lambda **overrides: serving(Settings(
-        var_dir=tmp_path / "var", port=free_port(), rasa_port=free_port(),
-        action_port=free_port(), **overrides))
+    return lambda **overrides: serving(bare_settings(tmp_path, **overrides))
+
+
+def bare_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings on a temporary var/ and free ports, nothing listening on Rasa's."""
+    return Settings(var_dir=tmp_path / "var", port=free_port(), rasa_port=free_port(),
+                    action_port=free_port(), **overrides)
+
+
+@pytest.fixture
+def scripted_gateway_with(tmp_path: Path) -> Callable[..., Any]:
+    """An in-process gateway whose assistant is the scripted stand-in for Rasa
+    (tests/scripted_bot.py), for the fast tier: ``async with scripted_gateway_with(...)``;
+    the gateway's ``bot`` is that ScriptedBot."""
+    from tests.scripted_bot import ScriptedBot
+
+    return lambda **overrides: serving(bare_settings(tmp_path, **overrides), ScriptedBot())
 
 
 class ChatClient:

@@ -1,5 +1,7 @@
-"""The live-agent desk end to end: real shopper and agent websockets, a real gateway,
-the real Rasa and action server deciding when to hand off."""
+"""The live-agent desk end to end: real shopper and agent websockets, a real gateway
+and its SQLite files, with the scripted stand-in for Rasa (tests/scripted_bot.py)
+deciding when to hand off, so this runs in the fast tier. Handoffs decided by the
+real Rasa are in tests/flows and tests/browser."""
 
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from bot.settings import Settings
 from tests.conftest import (
     AGENT_PASSWORD,
     AgentClient,
@@ -28,9 +29,14 @@ from tests.conftest import (
     is_bot_message,
 )
 
-pytestmark = pytest.mark.stack
-
 HUMAN = "I want to talk to a real person please"
+
+
+@pytest.fixture
+def make_gateway(scripted_gateway_with: Callable[..., Any]) -> Callable[..., Any]:
+    """Gateways on the scripted assistant, with a short presence grace (desk timers run
+    in test time)."""
+    return lambda **overrides: scripted_gateway_with(**{"presence_grace": 0.2, **overrides})
 
 
 @asynccontextmanager
@@ -136,7 +142,7 @@ async def test_person_requested_queued_claimed_answered_and_handed_back(
                 )
                 assert seen["event"]["author"] == "shopper"
             await no_bot_message_for(client, 3)
-            tracker = await _tracker(gateway.settings, client.conversation_id or "")
+            tracker = await gateway.bot.tracker(client.conversation_id or "")
             recorded = [e["text"] for e in tracker["events"] if e["event"] == "user"]
             assert recorded[-3:] == ["hi", "where is my parcel?", "thanks"]
             assert [e for e in tracker["events"] if e["event"] == "bot"][-1]["text"] != "thanks"
@@ -145,18 +151,7 @@ async def test_person_requested_queued_claimed_answered_and_handed_back(
             back = await client.recv_until(lambda f: f["type"] == "mode")
             assert back[-1]["mode"] == "bot"
             frames = await client.turn("are you a bot?")
-            assert "I'm a bot" in " ".join(bot_texts(frames))
-
-
-async def _tracker(settings: Settings, conversation_id: str) -> dict[str, Any]:
-    token = settings.rasa_token.get_secret_value() if settings.rasa_token else ""
-    async with aiohttp.ClientSession() as session, session.get(
-        f"{settings.rasa_url}/conversations/{conversation_id}/tracker",
-        params={"token": token},
-    ) as response:
-        assert response.status == 200
-        tracker: dict[str, Any] = await response.json()
-        return tracker
+            assert "I'm the shop's assistant, a bot" in " ".join(bot_texts(frames))
 
 
 async def test_least_busy_agent_gets_the_chat_and_capacity_is_respected(
