@@ -113,6 +113,21 @@ class Change:
     new: bool
 
 
+def _write_ahead_log(conn: sqlite3.Connection, patience: float = 10.0) -> None:
+    """Put the file in WAL mode. The switch needs the file to itself and SQLite refuses
+    it at once, without waiting, while another process opens the same new file (the
+    gateway and a CLI command at first start): try again for a while."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class ConversationStore:
     """Conversations, events and shopper-message bookkeeping in one SQLite file (WAL)."""
 
@@ -121,7 +136,7 @@ class ConversationStore:
         # isolation_level=None: we open transactions explicitly with BEGIN IMMEDIATE.
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db = sqlite_utils.Database(conn)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        _write_ahead_log(conn)
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         migrate(conn)
