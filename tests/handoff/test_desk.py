@@ -33,10 +33,8 @@ HUMAN = "I want to talk to a real person please"
 
 
 @pytest.fixture
-def make_gateway(scripted_gateway_with: Callable[..., Any]) -> Callable[..., Any]:
-    """Gateways on the scripted assistant, with a short presence grace (desk timers run
-    in test time)."""
-    return lambda **overrides: scripted_gateway_with(**{"presence_grace": 0.2, **overrides})
+def make_gateway(make_scripted_gateway: Callable[..., Any]) -> Callable[..., Any]:
+    return make_scripted_gateway
 
 
 @asynccontextmanager

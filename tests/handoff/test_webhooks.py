@@ -125,11 +125,10 @@ def test_webhook_urls_need_a_secret_and_http(tmp_path: Path) -> None:
                  webhook_secret=SecretStr("x"))
 
 
-@pytest.mark.stack
 async def test_the_desk_reports_a_chat_from_queue_to_rating(
-    make_gateway: Callable[..., Any],
+    make_scripted_gateway: Callable[..., Any],
 ) -> None:
-    async with Receiver() as receiver, make_gateway(
+    async with Receiver() as receiver, make_scripted_gateway(
         webhook_urls=[receiver.url], webhook_secret=SecretStr(SECRET),
         webhook_retry_base=0.05,
     ) as gateway:
@@ -153,11 +152,10 @@ async def test_the_desk_reports_a_chat_from_queue_to_rating(
     assert rated["data"]["score"] == 4
 
 
-@pytest.mark.stack
 async def test_an_offline_message_becomes_a_ticket_event(
-    make_gateway: Callable[..., Any],
+    make_scripted_gateway: Callable[..., Any],
 ) -> None:
-    async with Receiver() as receiver, make_gateway(
+    async with Receiver() as receiver, make_scripted_gateway(
         webhook_urls=[receiver.url], webhook_secret=SecretStr(SECRET),
     ) as gateway, shopper(gateway) as client:
         await ask_for_person(client, until="offline_form")
