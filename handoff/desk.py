@@ -50,7 +50,7 @@ from handoff.agent_protocol import (
 )
 from handoff.context import build_context
 from handoff.db.agents import Agent, AgentStore
-from handoff.db.conversations import Change, ConversationStore
+from handoff.db.conversations import Change, ConversationStore, Statement
 from handoff.db.desk import DeskStore, Handoff
 from handoff.exceptions import ProtocolError, RasaUnavailable
 from handoff.handoff_states import HandoffState
@@ -707,7 +707,7 @@ class Desk:
         return change
 
     def _outbox(self, event: str, conversation_id: str, **data: Any
-                ) -> list[tuple[str, list[Any]]]:
+                ) -> list[Statement]:
         """The webhook rows telling the shop's systems about a change, to be written in the
         change's own transaction (:meth:`_announce` then wakes the sender)."""
         if self.webhooks is None:

@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 
 from bot.settings import Settings
-from handoff.db.conversations import ConversationStore
+from handoff.db.conversations import ConversationStore, Statement
 from handoff.db.outbox import Outbox
 
 __all__ = ["EVENTS", "Webhooks", "sign"]
@@ -59,7 +59,7 @@ class Webhooks:
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
 
-    def rows(self, event: str, data: dict[str, Any]) -> list[tuple[str, list[Any]]]:
+    def rows(self, event: str, data: dict[str, Any]) -> list[Statement]:
         """The outbox rows announcing ``event`` (one per URL), as statements to run in the
         transaction of the change they announce: the event is stored if and only if the
         change is. Call :meth:`wake` after the commit."""

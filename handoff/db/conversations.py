@@ -34,6 +34,7 @@ __all__ = [
     "Change",
     "Conversation",
     "ConversationStore",
+    "Statement",
     "StoredEvent",
     "hash_token",
     "is_token",
@@ -51,7 +52,12 @@ BOT, QUEUED, AGENT = "bot", "queued", "agent"
 PENDING, DONE, SKIPPED = "pending", "done", "skipped"
 
 
-def skip_all_pending(conversation_id: str) -> tuple[str, list[Any]]:
+#: One SQL statement with its parameters, to run inside a change's transaction
+#: (:meth:`ConversationStore.apply`'s ``updates``, a webhook's outbox rows).
+Statement = tuple[str, list[Any]]
+
+
+def skip_all_pending(conversation_id: str) -> Statement:
     """An update for :meth:`ConversationStore.apply`: let go of every pending message.
 
     Ending an agent's chat includes it, so that the bot, taking over again, never
@@ -371,9 +377,9 @@ class ConversationStore:
         conversation_id: str,
         frames: list[dict[str, Any]],
         *,
-        updates: Sequence[tuple[str, list[Any]]] = (),
+        updates: Sequence[Statement] = (),
         mode: str | None = None,
-        guard: tuple[str, list[Any]] | None = None,
+        guard: Statement | None = None,
         client_id: str | None = None,
         bot_state: str = "none",
     ) -> Change | None:

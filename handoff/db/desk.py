@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from handoff.db.conversations import Change, ConversationStore, skip_all_pending
+from handoff.db.conversations import Change, ConversationStore, Statement, skip_all_pending
 from handoff.handoff_states import (
     ASSIGN,
     CLOSE,
@@ -214,7 +214,7 @@ class DeskStore:
         agent_id: str | None = None,
         values: dict[str, Any] | None = None,
         client_id: str | None = None,
-        outbox: Sequence[tuple[str, list[Any]]] = (),
+        outbox: Sequence[Statement] = (),
     ) -> Change | None:
         """Make ``move`` on ``handoff``: set ``values`` (handoff columns), switch the
         conversation's mode, store ``frames`` and write ``outbox`` (webhook rows), all in
@@ -248,7 +248,7 @@ class DeskStore:
 
     def enqueue(
         self, handoff: Handoff, context: dict[str, Any], priority: int,
-        frames: list[dict[str, Any]], outbox: Sequence[tuple[str, list[Any]]] = (),
+        frames: list[dict[str, Any]], outbox: Sequence[Statement] = (),
     ) -> Change | None:
         """``new`` → ``queued``: the context is built, agents may take the chat."""
         return self.move(handoff, ENQUEUE, frames, outbox=outbox,
@@ -256,7 +256,7 @@ class DeskStore:
 
     def unstaffed(
         self, handoff: Handoff, context: dict[str, Any], priority: int,
-        frames: list[dict[str, Any]], outbox: Sequence[tuple[str, list[Any]]] = (),
+        frames: list[dict[str, Any]], outbox: Sequence[Statement] = (),
     ) -> Change | None:
         """``new`` → ``unstaffed``: nobody is online; the bot stays with the shopper."""
         now = time.time()
@@ -267,7 +267,7 @@ class DeskStore:
 
     def assign(
         self, handoff: Handoff, agent_id: str, frames: list[dict[str, Any]],
-        outbox: Sequence[tuple[str, list[Any]]] = (),
+        outbox: Sequence[Statement] = (),
     ) -> Change | None:
         """``queued`` → ``assigned`` to ``agent_id``; fails if someone else got it first."""
         return self.move(handoff, ASSIGN, frames, outbox=outbox,
@@ -293,7 +293,7 @@ class DeskStore:
         state: str,
         resolution: str | None,
         frames: list[dict[str, Any]],
-        outbox: Sequence[tuple[str, list[Any]]] = (),
+        outbox: Sequence[Statement] = (),
     ) -> Change | None:
         """``assigned`` → ``closed`` or ``returned``: the bot has the chat again,
         starting from the shopper's next message (nothing left pending is its)."""
@@ -333,7 +333,7 @@ class DeskStore:
         email: str,
         message: str,
         frames: list[dict[str, Any]],
-        outbox: Sequence[tuple[str, list[Any]]] = (),
+        outbox: Sequence[Statement] = (),
     ) -> Change | None:
         """Store an offline ticket; a shopper still in the queue leaves it (``offline``)."""
         ticket = (
@@ -354,7 +354,7 @@ class DeskStore:
         score: int,
         comment: str | None,
         frames: list[dict[str, Any]],
-        outbox: Sequence[tuple[str, list[Any]]] = (),
+        outbox: Sequence[Statement] = (),
     ) -> Change | None:
         """Store the shopper's CSAT for a closed chat, once."""
         return self.move(handoff, RATE, frames, client_id=client_id, outbox=outbox, values={

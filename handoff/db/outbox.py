@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from handoff.db.conversations import ConversationStore
+from handoff.db.conversations import ConversationStore, Statement
 
 __all__ = ["Outbox"]
 
@@ -20,14 +20,14 @@ class Outbox:
 
     @staticmethod
     def rows(delivery_id: str, event: str, body: str, urls: list[str]
-             ) -> list[tuple[str, list[Any]]]:
+             ) -> list[Statement]:
         """The statements that queue one event for every URL, to run in a change's
         transaction (:meth:`ConversationStore.apply`'s ``updates``)."""
         return [("INSERT INTO webhook_outbox (delivery_id, url, event, body, next_at) "
                  "VALUES (?, ?, ?, ?, ?)", [delivery_id, url, event, body, time.time()])
                 for url in urls]
 
-    def add(self, rows: list[tuple[str, list[Any]]]) -> None:
+    def add(self, rows: list[Statement]) -> None:
         """Queue rows on their own (not part of a change)."""
         for sql, params in rows:
             self.db.execute(sql, params)

@@ -3,6 +3,7 @@ guarded transaction each, the webhook rows included."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +65,22 @@ def outbox_events(store: ConversationStore) -> list[str]:
     return [row["event"] for row in store.db.query("SELECT event FROM webhook_outbox")]
 
 
-def hooks(store: ConversationStore, tmp_path: Path) -> Webhooks:
-    return Webhooks(store, Settings(var_dir=tmp_path, webhook_urls=["http://127.0.0.1:9/a"],
-                                    webhook_secret=SecretStr("s" * 32)))
+@dataclass
+class Assigned:
+    """A chat assigned to agent-1, the desk's storage, and webhooks to one (unused) URL."""
+
+    desk: DeskStore
+    webhooks: Webhooks
+    conversation_id: str
+    handoff: Handoff
+
+
+@pytest.fixture
+def assigned(store: ConversationStore, tmp_path: Path) -> Assigned:
+    webhooks = Webhooks(store, Settings(var_dir=tmp_path, webhook_urls=["http://127.0.0.1:9/a"],
+                                        webhook_secret=SecretStr("s" * 32)))
+    conversation_id, handoff = handed_to(store, "agent-1")
+    return Assigned(DeskStore(store), webhooks, conversation_id, handoff)
 
 
 def test_an_owned_move_needs_the_agent_and_only_its_agent_may_make_it(
@@ -91,11 +105,9 @@ def test_a_move_sets_only_handoff_columns(store: ConversationStore) -> None:
 
 
 def test_the_webhook_row_is_written_with_the_change_or_not_at_all(
-    store: ConversationStore, tmp_path: Path,
+    store: ConversationStore, assigned: Assigned,
 ) -> None:
-    webhooks = hooks(store, tmp_path)
-    desk = DeskStore(store)
-    conversation_id, handoff = handed_to(store, "agent-1")
+    desk, webhooks, handoff = assigned.desk, assigned.webhooks, assigned.handoff
     # The guard fails (another agent's chat): no change, and no event announcing one.
     assert desk.end(handoff, "agent-2", "closed", "resolved", [],
                     webhooks.rows("conversation.closed", {})) is None
@@ -109,17 +121,16 @@ def test_the_webhook_row_is_written_with_the_change_or_not_at_all(
     assert still is not None and still.state == HandoffState.ASSIGNED
     # The change is stored: so is its event, in the same transaction.
     change = desk.end(handoff, "agent-1", "closed", "resolved", [{"type": "mode", "mode": "bot"}],
-                      webhooks.rows("conversation.closed", {"conversation_id": conversation_id}))
+                      webhooks.rows("conversation.closed",
+                                    {"conversation_id": assigned.conversation_id}))
     assert change is not None and change.new
     assert outbox_events(store) == ["conversation.closed"]
 
 
 def test_a_repeated_rating_stores_neither_a_second_rating_nor_a_second_event(
-    store: ConversationStore, tmp_path: Path,
+    store: ConversationStore, assigned: Assigned,
 ) -> None:
-    webhooks = hooks(store, tmp_path)
-    desk = DeskStore(store)
-    _, handoff = handed_to(store, "agent-1")
+    desk, webhooks, handoff = assigned.desk, assigned.webhooks, assigned.handoff
     desk.end(handoff, "agent-1", "closed", "resolved", [])
     closed: Handoff | None = desk.get(handoff.id)
     assert closed is not None
