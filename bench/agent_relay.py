@@ -44,6 +44,7 @@ from rich.table import Table
 from websockets.asyncio.client import ClientConnection, connect
 
 from bot.settings import PROJECT_DIR, Settings
+from handoff import decisions
 from handoff.db.agents import AgentStore
 from handoff.db.conversations import ConversationStore
 from handoff.db.desk import DeskStore
@@ -118,12 +119,14 @@ def seed(settings: Settings, shoppers: int, agents: int) -> list[dict[str, Any]]
             {"type": "handoff", "reason": "bench", "trigger": "requested", "reply_to": 1},
         ])
         (handoff,) = [h for h in desk.new() if h.conversation_id == conversation.id]
-        desk.enqueue(handoff, {"reason": "bench"}, 0, [{"type": "mode", "mode": "queued"}])
+        # The desk's own decisions, stored without webhooks (the bench configures none).
+        desk.apply(decisions.open_handoff(handoff, {"reason": "bench"}, 0, staffed=True,
+                                          page=None, customer_id=None,
+                                          support_email="help@bench.example", now=time.time()))
         queued = desk.get(handoff.id)
         assert queued is not None
         agent = made[n % agents]
-        desk.assign(queued, agent.id, [{"type": "mode", "mode": "agent",
-                                        "agent": {"name": agent.name}}])
+        desk.apply(decisions.assign(queued, agent, time.time()))
         last_seq = store.get(conversation.id).last_seq  # type: ignore[union-attr]
         chats.append({"conversation_id": conversation.id, "token": token, "last_seq": last_seq,
                       "agent": agent.email})

@@ -5,10 +5,12 @@ Validation only, no I/O, like :mod:`handoff.protocol` whose helpers it uses.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, StringConstraints, TypeAdapter
 
+from handoff.handoff_states import Handoff, Ticket
 from handoff.protocol import (
     ClientId,
     ConversationId,
@@ -35,6 +37,7 @@ __all__ = [
     "agent_welcome_frame",
     "alert_frame",
     "assigned_frame",
+    "console_state",
     "event_frame",
     "note_frame",
     "opened_frame",
@@ -139,6 +142,26 @@ def agent_welcome_frame(agent: dict[str, Any], presence: str, canned: list[dict[
     """The first frame after a good ``auth``: who the agent is and what the console offers."""
     return {"type": "welcome", "agent": agent, "presence": presence,
             "resolutions": list(RESOLUTIONS), "canned": canned, "expires_at": expires_at}
+
+
+def console_state(
+    queued: Sequence[Handoff], limit: int, loads: Mapping[str, int],
+    agents: Sequence[tuple[dict[str, Any], str]], tickets: Sequence[Ticket], now: float,
+) -> dict[str, Any]:
+    """What every console shows alike: the first ``limit`` queued chats (in queue order)
+    with their place and wait so far, the queue's length, every agent with presence and
+    load, and the open tickets."""
+    queue = [{**handoff.summary(), "position": position,
+              "waited": round(now - handoff.queued_at, 1)}
+             for position, handoff in enumerate(queued[:limit], start=1)]
+    return {
+        "queue": queue,
+        "queue_total": len(queued),
+        "agents": [{**info, "presence": presence, "load": loads.get(info["id"], 0)}
+                   for info, presence in agents],
+        "tickets": [{"id": t.id, "conversation_id": t.conversation_id, "email": t.email,
+                     "message": t.message, "created_at": t.created_at} for t in tickets],
+    }
 
 
 def state_frame(shared: dict[str, Any], presence: str, chats: list[dict[str, Any]]

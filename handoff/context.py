@@ -9,9 +9,10 @@ was, the slots it filled, where the shopper is and what is in their cart.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from handoff.db.conversations import StoredEvent
+if TYPE_CHECKING:  # a record type only: building the packet reads nothing
+    from handoff.db.conversations import StoredEvent
 
 __all__ = ["build_context", "display_name"]
 

@@ -1,13 +1,15 @@
-"""The live-agent desk: the queue, routing, what agents do, and the shopper's side of it.
+"""The live-agent desk's I/O shell: it reads state, stores decided steps, sends frames
+and runs the timers.
 
-A handoff opened by a bot turn is turned into a queued chat with its context
-packet; the desk gives queued chats to the least-busy online agent (or lets an
-agent claim one), relays agents' replies, notes and typing, and ends chats by
-handing back to the bot or closing with a resolution and a CSAT question.
-Timers alert every agent about chats nobody took and offer long-waiting
-shoppers to leave a message. Every change is stored (see
-:mod:`handoff.db.desk`) before any socket hears of it, so a restarted
-gateway rebuilds the queue and the assignments from SQLite.
+What to do is decided in :mod:`handoff.decisions` (every change to a handoff) and
+:mod:`handoff.routing` (who is on the rota, who gets the next chat, the expected
+wait), with no I/O. The desk turns a handoff opened by a bot turn into a queued chat
+with its context packet, gives queued chats to the least-busy online agent (or lets
+an agent claim one), relays agents' replies, notes and typing, and ends chats by
+handing back to the bot or closing with a resolution and a CSAT question. Timers
+alert every agent about chats nobody took and offer long-waiting shoppers to leave a
+message. Every change is stored (see :mod:`handoff.db.desk`) before any socket hears
+of it, so a restarted gateway rebuilds the queue and the assignments from SQLite.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from bot.settings import Settings
+from handoff import decisions
 from handoff.agent_protocol import (
     AgentFrame,
     AgentPing,
@@ -42,6 +45,7 @@ from handoff.agent_protocol import (
     agent_welcome_frame,
     alert_frame,
     assigned_frame,
+    console_state,
     note_frame,
     opened_frame,
     reply_ack_frame,
@@ -51,32 +55,13 @@ from handoff.agent_protocol import (
 from handoff.context import build_context
 from handoff.db.agents import Agent, AgentStore
 from handoff.db.conversations import Change, ConversationStore, Statement
-from handoff.db.desk import DeskStore, Handoff
+from handoff.db.desk import DeskStore
 from handoff.exceptions import ProtocolError, RasaUnavailable
-from handoff.handoff_states import HandoffState
+from handoff.handoff_states import Handoff, Step, Webhook
 from handoff.hub import AgentView, Hub, Subscriber
-from handoff.protocol import (
-    OfflineReason,
-    agent_message,
-    csat_received_frame,
-    csat_request_frame,
-    mode_frame,
-    offline_form_frame,
-    offline_received_frame,
-    pong_frame,
-    queue_frame,
-    system_message,
-    typing_frame,
-)
+from handoff.protocol import pong_frame, typing_frame
 from handoff.rasa_bridge import Bot
-from handoff.routing import (
-    ONLINE,
-    AgentLoad,
-    estimate_wait,
-    handle_time,
-    pick_agent,
-    priority_for,
-)
+from handoff.routing import Rota, estimate_wait, handle_time, pick_agent, priority_for
 from handoff.webhooks import Webhooks
 
 __all__ = ["AgentConnection", "CannedResponse", "Desk", "load_canned"]
@@ -143,10 +128,8 @@ class Desk:
         self.canned = canned
         self.desk = DeskStore(store)
         self.accounts = AgentStore(store)
+        self.rota = Rota()
         self._connections: dict[str, set[AgentConnection]] = defaultdict(set)
-        self._agents: dict[str, Agent] = {}
-        self._presence: dict[str, str] = {}
-        self._last_assigned: dict[str, float] = {}
         self._offline_timers: dict[str, asyncio.TimerHandle] = {}
         self._state_handle: asyncio.TimerHandle | None = None
         self._positions: dict[str, tuple[int, int | None]] = {}
@@ -205,6 +188,29 @@ class Desk:
             for connection in list(connections):
                 await connection.socket.close()
 
+    # -- storing and announcing decided steps ---------------------------------
+
+    def _apply(self, step: Step) -> Change | None:
+        """Store a step with its webhook rows in one transaction, then send its events on
+        and wake the webhook sender. ``None``: its move's rule no longer held."""
+        change = self.desk.apply(step, self._outbox(step.webhook))
+        self._announce(step.handoff.conversation_id, change)
+        return change
+
+    def _outbox(self, webhook: Webhook | None) -> list[Statement]:
+        """The webhook rows telling the shop's systems about a change, to be written in the
+        change's own transaction (:meth:`_announce` then wakes the sender)."""
+        if self.webhooks is None or webhook is None:
+            return []
+        return self.webhooks.rows(webhook.event, webhook.data)
+
+    def _announce(self, conversation_id: str, change: Change | None) -> None:
+        """Send a stored change's events on; its webhook rows (if any) go out now too."""
+        if change is not None and change.new:
+            self.hub.publish(conversation_id, change.events)
+            if self.webhooks is not None:
+                self.webhooks.wake()
+
     # -- handoffs from the bot --------------------------------------------
 
     async def on_handoff(self, conversation_id: str) -> None:
@@ -217,7 +223,7 @@ class Desk:
         conversation = self.store.get(handoff.conversation_id)
         if conversation is None:
             return
-        if not self._online_agents() and time.time() < self._reconnect_until:
+        if not self.rota.online() and time.time() < self._reconnect_until:
             self._hold(handoff)
             return
         tracker: dict[str, Any] | None
@@ -236,29 +242,18 @@ class Desk:
             customer_id=conversation.customer_id,
         )
         priority = priority_for(conversation.page, handoff.trigger)
-        queued = bool(self._online_agents())
-        outbox = self._outbox("conversation.queued", handoff.conversation_id,
-                              handoff_id=handoff.id, trigger=handoff.trigger,
-                              reason=handoff.reason, priority=priority, staffed=queued,
-                              page=conversation.page, customer_id=conversation.customer_id)
-        if queued:
-            change = self.desk.enqueue(handoff, context, priority, [
-                mode_frame("queued", handoff_id=handoff.id),
-                system_message("I'm connecting you with a person from our team. They will see this "
-                        "whole conversation, so you won't need to repeat anything."),
-            ], outbox)
-        else:
-            change = self.desk.unstaffed(
-                handoff, context, priority, self._offline_offer(handoff.id, "no_agents"), outbox
-            )
+        staffed = bool(self.rota.online())
+        change = self._apply(decisions.open_handoff(
+            handoff, context, priority, staffed=staffed, page=conversation.page,
+            customer_id=conversation.customer_id, support_email=self.settings.support_email,
+            now=time.time()))
         if change is None:
             return  # opened meanwhile by another task (a reconnect and a timer, say)
-        self._announce(handoff.conversation_id, change)
         log.info("conversation=%s handoff=%s %s (trigger %s, priority %s)",
-                 handoff.conversation_id, handoff.id, "queued" if queued else "unstaffed",
+                 handoff.conversation_id, handoff.id, "queued" if staffed else "unstaffed",
                  handoff.trigger, priority)
-        if queued:
-            self._alert("queued", handoff, "A shopper is waiting for a person.")
+        if staffed:
+            self._alert(decisions.Alert("queued", handoff, "A shopper is waiting for a person."))
             self.dispatch()
         else:
             self._changed()
@@ -291,70 +286,44 @@ class Desk:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _offline_offer(self, handoff_id: int, reason: OfflineReason) -> list[dict[str, Any]]:
-        if reason == "no_agents":
-            text = ("No one from our team is online right now. Leave your email and a message "
-                    "and we'll get back to you, or email us at "
-                    f"{self.settings.support_email}. I'm still here if I can help meanwhile.")
-        else:
-            text = ("It's taking longer than usual to reach someone. You can keep waiting, or "
-                    "leave your email and a message and we'll reply by email.")
-        return [offline_form_frame(handoff_id, reason), system_message(text)]
-
-    def _announce(self, conversation_id: str, change: Change | None) -> None:
-        """Send a stored change's events on; its webhook rows (if any) go out now too."""
-        if change is not None and change.new:
-            self.hub.publish(conversation_id, change.events)
-            if self.webhooks is not None:
-                self.webhooks.wake()
-
     # -- routing ------------------------------------------------------------
-
-    def _online_agents(self) -> list[str]:
-        return [a for a, presence in self._presence.items() if presence == ONLINE]
-
-    def _loads(self) -> list[AgentLoad]:
-        loads = self.desk.loads()
-        return [
-            AgentLoad(agent_id, presence, self._agents[agent_id].capacity,
-                      loads.get(agent_id, 0), self._last_assigned.get(agent_id, 0.0))
-            for agent_id, presence in self._presence.items()
-            if agent_id in self._agents
-        ]
 
     def dispatch(self) -> None:
         """Give queued chats, best first, to free online agents while there are any."""
-        if self._held and self._online_agents():
+        if self._held and self.rota.online():
             self._open_held()  # queued (and dispatched) once their context is built
         if not self.settings.queue_auto_assign:
             self._changed()
             return
         for handoff in self.desk.queued():
-            choice = pick_agent(self._loads())
+            choice = pick_agent(self.rota.loads(self.desk.loads()))
             if choice is None:
                 break
-            self._assign(handoff, self._agents[choice.id])
+            self._assign(handoff, self.rota.agents[choice.id])
         self._changed()
 
     def _assign(self, handoff: Handoff, agent: Agent) -> bool:
-        change = self.desk.assign(handoff, agent.id, [
-            mode_frame("agent", agent_name=agent.name),
-            system_message(f"{agent.name} joined the chat."),
-        ], self._outbox("conversation.assigned", handoff.conversation_id,
-                        handoff_id=handoff.id, agent={"id": agent.id, "name": agent.name}))
-        if change is None:
+        return self._assigned(decisions.assign(handoff, agent, time.time()), agent)
+
+    def _assigned(self, step: Step, agent: Agent) -> bool:
+        """Store an assignment and tell the agent (and those who only looked at the chat)."""
+        handoff = step.handoff
+        if self._apply(step) is None:
             return False
-        self._last_assigned[agent.id] = time.time()
+        self.rota.assigned(agent.id, time.time())
         self._positions.pop(handoff.conversation_id, None)
-        self._announce(handoff.conversation_id, change)
-        assigned = self.desk.get(handoff.id)
-        assert assigned is not None
-        self._send_to(agent.id, assigned_frame(handoff.conversation_id, assigned.summary(),
-                                               assigned.context))
+        self._send_chat(agent.id, handoff.id)
         self._drop_other_views(handoff.conversation_id, keep=agent.id)
         log.info("conversation=%s handoff=%s assigned to %s", handoff.conversation_id,
                  handoff.id, agent.id)
         return True
+
+    def _send_chat(self, agent_id: str, handoff_id: int) -> None:
+        """The ``assigned`` frame: a chat (with its context packet) is the agent's now."""
+        handoff = self.desk.get(handoff_id)
+        assert handoff is not None
+        self._send_to(agent_id, assigned_frame(handoff.conversation_id, handoff.summary(),
+                                               handoff.context))
 
     def _drop_other_views(self, conversation_id: str, keep: str) -> None:
         """Agents who looked at a queued chat stop following it once someone else has it."""
@@ -373,14 +342,13 @@ class Desk:
 
     def connect(self, connection: AgentConnection) -> None:
         agent = connection.agent
-        self._agents[agent.id] = agent
+        self.rota.join(agent)
         self._connections[agent.id].add(connection)
         timer = self._offline_timers.pop(agent.id, None)
         if timer is not None:
             timer.cancel()
-        self._presence.setdefault(agent.id, ONLINE)
         connection.send(agent_welcome_frame(
-            self._agent_info(agent), self._presence[agent.id],
+            _agent_info(agent), self.rota.presence_of(agent.id),
             [c.model_dump() for c in self.canned], connection.expires_at))
         connection.send(self._state_for(agent.id, self._shared_state()))
         log.info("agent=%s connected (%d sockets)", agent.id, len(self._connections[agent.id]))
@@ -407,33 +375,24 @@ class Desk:
         self._offline_timers.pop(agent_id, None)
         if agent_id in self._connections:
             return
-        self._presence.pop(agent_id, None)
-        agent = self._agents.get(agent_id) or self.accounts.get(agent_id)
+        self.rota.leave(agent_id)
+        agent = self.rota.agents.get(agent_id) or self.accounts.get(agent_id)
         name = agent.name if agent else "Our team member"
         for handoff in self.desk.assigned(agent_id):
-            change = self.desk.requeue(handoff, agent_id, [
-                mode_frame("queued", handoff_id=handoff.id),
-                system_message(f"{name} got disconnected. I'm connecting you with someone else "
-                        "from the team; they will see the whole conversation."),
-            ])
-            self._announce(handoff.conversation_id, change)
-            if change is not None:
+            if self._apply(decisions.requeue(handoff, agent_id, name)) is not None:
                 log.info("conversation=%s handoff=%s requeued: agent %s went offline",
                          handoff.conversation_id, handoff.id, agent_id)
         log.info("agent=%s offline", agent_id)
         self.dispatch()
 
-    def _agent_info(self, agent: Agent) -> dict[str, Any]:
-        return {"id": agent.id, "name": agent.name, "role": agent.role,
-                "capacity": agent.capacity}
-
     def _send_to(self, agent_id: str, frame: dict[str, Any]) -> None:
         for connection in self._connections.get(agent_id, ()):
             connection.send(frame)
 
-    def _alert(self, kind: str, handoff: Handoff, text: str) -> None:
+    def _alert(self, alert: decisions.Alert) -> None:
         """Tell every signed-in agent (online or away): the console beeps and notifies."""
-        frame = alert_frame(kind, handoff.conversation_id, handoff.id, text)
+        frame = alert_frame(alert.kind, alert.handoff.conversation_id, alert.handoff.id,
+                            alert.text)
         for connections in self._connections.values():
             for connection in connections:
                 connection.send(frame)
@@ -445,7 +404,7 @@ class Desk:
         if isinstance(frame, AgentPing):
             connection.send(pong_frame())
         elif isinstance(frame, Presence):
-            self._presence[agent.id] = frame.status
+            self.rota.set(agent.id, frame.status)
             self.dispatch()
         elif isinstance(frame, Open):
             self._open_view(connection, frame.conversation_id, frame.last_seq)
@@ -458,7 +417,7 @@ class Desk:
         elif isinstance(frame, Reply):
             self._reply(connection, frame)
         elif isinstance(frame, Typing):
-            self._owned(agent, frame.conversation_id)
+            decisions.owned(agent, self.desk.current(frame.conversation_id))
             self.hub.signal(frame.conversation_id, typing_frame(frame.on, "agent"), "shopper")
         elif isinstance(frame, Transfer):
             self._transfer(agent, frame.conversation_id, frame.agent_id)
@@ -471,20 +430,10 @@ class Desk:
         else:  # Auth after sign-in
             raise ProtocolError("already_authenticated", "This socket is signed in already.")
 
-    def _may_view(self, agent: Agent, handoff: Handoff | None) -> bool:
-        if agent.role == "admin":
-            return True
-        if handoff is None:
-            return False
-        return handoff.state == HandoffState.QUEUED or (
-            handoff.state == HandoffState.ASSIGNED and handoff.agent_id == agent.id
-        ) or (handoff.agent_id == agent.id
-              and handoff.state in (HandoffState.CLOSED, HandoffState.RETURNED))
-
     def _open_view(self, connection: AgentConnection, conversation_id: str, last_seq: int) -> None:
         handoff = self.desk.current(conversation_id)
         conversation = self.store.get(conversation_id)
-        if conversation is None or not self._may_view(connection.agent, handoff):
+        if conversation is None or not decisions.may_view(connection.agent, handoff):
             raise ProtocolError(
                 "forbidden", "You can open chats in the queue and chats assigned to you."
             )
@@ -499,33 +448,18 @@ class Desk:
         connection.views[conversation_id] = view
         self.hub.subscribe(conversation_id, view, last_seq)
 
-    def _owned(self, agent: Agent, conversation_id: str) -> Handoff:
-        handoff = self.desk.current(conversation_id)
-        if (handoff is None or handoff.state != HandoffState.ASSIGNED
-                or handoff.agent_id != agent.id):
-            raise ProtocolError("not_your_chat", "This chat is not assigned to you (any more).")
-        return handoff
-
     def _claim(self, agent: Agent, conversation_id: str) -> None:
-        handoff = self.desk.current(conversation_id)
-        if handoff is None or handoff.state != HandoffState.QUEUED:
-            raise ProtocolError(
-                "not_in_queue", "This chat is not waiting any more: someone took it, or the "
-                "shopper left."
-            )
-        if self.desk.loads().get(agent.id, 0) >= agent.capacity:
-            raise ProtocolError(
-                "at_capacity", f"You already have {agent.capacity} chats; close one first."
-            )
-        if not self._assign(handoff, agent):
+        step = decisions.claim(agent, self.desk.current(conversation_id),
+                               self.desk.loads().get(agent.id, 0), time.time())
+        if not self._assigned(step, agent):
             raise ProtocolError("not_in_queue", "Someone else took this chat a moment ago.")
         self._changed()
 
     def _reply(self, connection: AgentConnection, frame: Reply) -> None:
         agent = connection.agent
+        handoff = self.desk.current(frame.conversation_id)
         if frame.type == "note":
-            handoff = self.desk.current(frame.conversation_id)
-            if not self._may_view(agent, handoff):
+            if not decisions.may_view(agent, handoff):
                 raise ProtocolError("forbidden", "You can only add notes to chats you can open.")
             note, new = self.desk.add_note(
                 frame.conversation_id, agent.id, agent.name, frame.client_id, frame.text
@@ -535,65 +469,31 @@ class Desk:
             if new:
                 self.hub.signal(frame.conversation_id, note_frame(note.frame()), "agent")
             return
-        handoff = self._owned(agent, frame.conversation_id)
-        change = self.desk.agent_reply(
-            handoff, agent.id, f"agent:{agent.id}:{frame.client_id}",
-            agent_message(agent.name, frame.text),
-        )
+        change = self._apply(decisions.reply(agent, handoff, frame.client_id, frame.text,
+                                             time.time()))
         if change is None:
-            raise ProtocolError("not_your_chat", "This chat is not assigned to you (any more).",
-                                frame.client_id)
+            raise ProtocolError("not_your_chat", decisions.NOT_YOURS, frame.client_id)
         connection.send(reply_ack_frame(frame.conversation_id, frame.client_id, not change.new,
                                         seq=change.events[0].seq))
-        self._announce(frame.conversation_id, change)
 
     def _transfer(self, agent: Agent, conversation_id: str, to_agent_id: str) -> None:
-        handoff = self._owned(agent, conversation_id)
-        target = self._agents.get(to_agent_id)
-        if target is None or to_agent_id not in self._presence or to_agent_id == agent.id:
-            raise ProtocolError(
-                "unknown_agent", "Transfer to an agent who is signed in (online or away)."
-            )
-        if self.desk.loads().get(target.id, 0) >= target.capacity:
-            raise ProtocolError("at_capacity", f"{target.name} has no free seat right now.")
-        change = self.desk.transfer(handoff, agent.id, target.id, [
-            mode_frame("agent", agent_name=target.name),
-            system_message(f"{agent.name} passed the chat to {target.name}."),
-        ])
-        if change is None:
-            raise ProtocolError("not_your_chat", "This chat is not assigned to you (any more).")
-        self._announce(conversation_id, change)
+        target = self.rota.agents.get(to_agent_id)
+        step = decisions.transfer(agent, self.desk.current(conversation_id), target,
+                                  self.rota.signed_in(to_agent_id),
+                                  self.desk.loads().get(to_agent_id, 0))
+        if self._apply(step) is None:
+            raise ProtocolError("not_your_chat", decisions.NOT_YOURS)
         self._send_to(agent.id, unassigned_frame(conversation_id, "transferred"))
-        moved = self.desk.get(handoff.id)
-        assert moved is not None
-        self._send_to(target.id, assigned_frame(conversation_id, moved.summary(), moved.context))
+        self._send_chat(to_agent_id, step.handoff.id)
         self._changed()
 
     async def _end(self, agent: Agent, frame: Handback | Close) -> None:
-        handoff = self._owned(agent, frame.conversation_id)
-        if isinstance(frame, Close):
-            state, resolution = HandoffState.CLOSED, frame.resolution
-            frames = [
-                mode_frame("bot"),
-                system_message(f"{agent.name} closed the chat. Thanks for contacting us!"),
-                csat_request_frame(handoff.id, agent.name, f"How did {agent.name} do? Rate "
-                                   "the help you got from 1 to 5."),
-            ]
-        else:
-            state, resolution = HandoffState.RETURNED, None
-            frames = [
-                mode_frame("bot"),
-                system_message(f"{agent.name} handed you back to the assistant. Ask me "
-                               "anything, or ask for a person again at any time."),
-            ]
-        change = self.desk.end(handoff, agent.id, state, resolution, frames, self._outbox(
-            "conversation.closed", frame.conversation_id, handoff_id=handoff.id, outcome=state,
-            resolution=resolution, agent={"id": agent.id, "name": agent.name}))
-        if change is None:
-            raise ProtocolError("not_your_chat", "This chat is not assigned to you (any more).")
-        self._announce(frame.conversation_id, change)
+        step = decisions.end(agent, self.desk.current(frame.conversation_id), frame)
+        if self._apply(step) is None:
+            raise ProtocolError("not_your_chat", decisions.NOT_YOURS)
+        state = step.move.target
         self._send_to(agent.id, unassigned_frame(frame.conversation_id, state))
-        log.info("conversation=%s handoff=%s %s by %s", frame.conversation_id, handoff.id,
+        log.info("conversation=%s handoff=%s %s by %s", frame.conversation_id, step.handoff.id,
                  state, agent.id)
         self.dispatch()
         try:
@@ -613,106 +513,65 @@ class Desk:
         queued = self.desk.queued()
         for position, handoff in enumerate(queued, start=1):
             if handoff.conversation_id == conversation_id:
-                return self._queue_frame(handoff, position)
+                return decisions.queue_position(handoff, position,
+                                                self._expected_waits(position)[-1])
         return None
 
     def _expected_waits(self, positions: int) -> list[float]:
         """Seconds until the chats at positions 1… are likely taken (``inf``: nobody online)."""
-        loads = self._loads()
+        loads = self.rota.loads(self.desk.loads())
         handle = handle_time(self.desk.handle_times(), self.settings.average_handle_seconds)
         return [estimate_wait(position, loads, handle) for position in range(1, positions + 1)]
-
-    def _queue_frame(self, handoff: Handoff, position: int) -> dict[str, Any]:
-        seconds = self._expected_waits(position)[-1]
-        wait = None if math.isinf(seconds) else int(math.ceil(seconds / 10) * 10)
-        return queue_frame(handoff.id, position, wait)
 
     def shopper_typing(self, conversation_id: str, on: bool) -> None:
         self.hub.signal(conversation_id, typing_frame(on, "shopper"), "agent")
 
-    def _repeat(self, conversation_id: str, client_id: str) -> Change | None:
-        """A client re-sending a frame it sent before gets the first answer back."""
+    def _shopper_step(self, conversation_id: str, client_id: str,
+                      decide: Callable[[Handoff | None], Step]) -> tuple[Change, Step | None]:
+        """Make what a shopper's frame asks for, decided on the conversation's latest
+        handoff; a client re-sending a frame it sent before gets the first answer back
+        (and no step)."""
         event = self.store.client_event(conversation_id, client_id)
-        return None if event is None else Change([event], new=False)
+        if event is not None:
+            return Change([event], new=False), None
+        for _ in range(3):
+            step = decide(self.desk.current(conversation_id))
+            if (change := self._apply(step)) is not None:
+                break
+            # Another process moved the handoff between the read and the write (in this
+            # one nothing runs in between): decide again on the state as it is now.
+        else:
+            raise RuntimeError(f"{step.move.name} keeps failing its guard on a handoff "
+                               "the decision allowed it for")
+        self._positions.pop(conversation_id, None)
+        self._changed()
+        return change, step
 
     def leave_queue(self, conversation_id: str, client_id: str) -> Change:
-        if (repeat := self._repeat(conversation_id, client_id)) is not None:
-            return repeat
-        handoff = self.desk.current(conversation_id)
-        change = None
-        if handoff is not None and handoff.state == HandoffState.QUEUED:
-            change = self.desk.leave(handoff, client_id, [
-                mode_frame("bot"),
-                system_message("OK, you're back with the assistant. Ask for a person again "
-                               "any time."),
-            ])
-        if change is None:
-            raise ProtocolError("not_in_queue", "You are not waiting for a person.", client_id)
-        self._positions.pop(conversation_id, None)
-        self._announce(conversation_id, change)
-        self._changed()
+        change, _ = self._shopper_step(
+            conversation_id, client_id, lambda handoff: decisions.leave_queue(handoff, client_id))
         return change
 
     def leave_message(
         self, conversation_id: str, client_id: str, email: str, text: str
     ) -> Change:
-        if (repeat := self._repeat(conversation_id, client_id)) is not None:
-            return repeat
-        handoff = self.desk.current(conversation_id)
-        if handoff is None or handoff.state not in (HandoffState.QUEUED, HandoffState.UNSTAFFED):
-            raise ProtocolError(
-                "no_offline_form",
-                "Leaving a message is offered when nobody from the team can take the chat.",
-                client_id,
-            )
-        frames: list[dict[str, Any]] = [
-            offline_received_frame(handoff.id, email),
-            system_message(f"Thanks! We have your message and will reply to {email}."),
-        ]
-        if handoff.state == HandoffState.QUEUED:
-            frames.insert(0, mode_frame("bot"))
-        change = self.desk.leave_message(
-            conversation_id, handoff, client_id, email, text, frames,
-            self._outbox("ticket.created", conversation_id, handoff_id=handoff.id, email=email,
-                         message=text),
-        )
-        assert change is not None  # the handoff was queued or unstaffed just now
-        if change.new:
-            self._positions.pop(conversation_id, None)
-            self._announce(conversation_id, change)
-            self._alert("ticket", handoff, f"New offline message from {email}.")
-            self._changed()
+        change, step = self._shopper_step(
+            conversation_id, client_id,
+            lambda handoff: decisions.leave_message(handoff, client_id, email, text))
+        if step is not None:
+            self._alert(decisions.Alert("ticket", step.handoff,
+                                        f"New offline message from {email}."))
         return change
 
     def rate(
         self, conversation_id: str, client_id: str, handoff_id: int, score: int,
         comment: str | None,
     ) -> Change:
-        if (repeat := self._repeat(conversation_id, client_id)) is not None:
-            return repeat
-        handoff = self.desk.get(handoff_id)
-        change = None
-        if handoff is not None and handoff.conversation_id == conversation_id:
-            change = self.desk.rate(handoff, client_id, score, comment, [
-                csat_received_frame(handoff.id, score),
-                system_message("Thank you for your feedback!"),
-            ], self._outbox("csat.received", conversation_id, handoff_id=handoff_id,
-                            score=score, comment=comment))
-        if change is None:
-            raise ProtocolError(
-                "csat_not_expected", "This chat was not closed by an agent, or it is rated "
-                "already.", client_id,
-            )
-        self._announce(conversation_id, change)
+        def decide(_: Handoff | None) -> Step:  # the rated chat, not necessarily the latest
+            return decisions.rate(self.desk.get(handoff_id), conversation_id, client_id, score,
+                                  comment, time.time())
+        change, _ = self._shopper_step(conversation_id, client_id, decide)
         return change
-
-    def _outbox(self, event: str, conversation_id: str, **data: Any
-                ) -> list[Statement]:
-        """The webhook rows telling the shop's systems about a change, to be written in the
-        change's own transaction (:meth:`_announce` then wakes the sender)."""
-        if self.webhooks is None:
-            return []
-        return self.webhooks.rows(event, {"conversation_id": conversation_id, **data})
 
     # -- keeping consoles and waiting shoppers up to date ----------------------------
 
@@ -723,29 +582,15 @@ class Desk:
             self._state_handle = loop.call_later(STATE_DEBOUNCE, self._broadcast)
 
     def _shared_state(self) -> dict[str, Any]:
-        now = time.time()
-        queued = self.desk.queued()
-        loads = self.desk.loads()
-        queue = []
-        for position, handoff in enumerate(queued[:QUEUE_LIST_LIMIT], start=1):
-            queue.append({**handoff.summary(), "position": position,
-                          "waited": round(now - handoff.queued_at, 1)})
-        agents = [
-            {**self._agent_info(agent), "presence": self._presence.get(agent.id, "offline"),
-             "load": loads.get(agent.id, 0)}
-            for agent in self.accounts.all()
-        ]
-        tickets = [
-            {"id": t.id, "conversation_id": t.conversation_id, "email": t.email,
-             "message": t.message, "created_at": t.created_at}
-            for t in self.desk.open_tickets()
-        ]
-        return {"queue": queue, "queue_total": len(queued), "agents": agents,
-                "tickets": tickets}
+        return console_state(
+            self.desk.queued(), QUEUE_LIST_LIMIT, self.desk.loads(),
+            [(_agent_info(agent), self.rota.presence_of(agent.id))
+             for agent in self.accounts.all()],
+            self.desk.open_tickets(), time.time())
 
     def _state_for(self, agent_id: str, shared: dict[str, Any]) -> dict[str, Any]:
         chats = [h.summary() for h in self.desk.assigned(agent_id)]
-        return state_frame(shared, self._presence.get(agent_id, "offline"), chats)
+        return state_frame(shared, self.rota.presence_of(agent_id), chats)
 
     def _broadcast(self) -> None:
         self._state_handle = None
@@ -753,8 +598,11 @@ class Desk:
             shared = self._shared_state()
             for agent_id in list(self._connections):
                 self._send_to(agent_id, self._state_for(agent_id, shared))
-        for position, handoff in enumerate(self.desk.queued(), start=1):
-            frame = self._queue_frame(handoff, position)
+        queued = self.desk.queued()
+        expected = self._expected_waits(len(queued)) if queued else []
+        for position, (handoff, seconds) in enumerate(zip(queued, expected, strict=True),
+                                                      start=1):
+            frame = decisions.queue_position(handoff, position, seconds)
             key = (frame["position"], frame["wait_seconds"])
             if self._positions.get(handoff.conversation_id) != key:
                 self._positions[handoff.conversation_id] = key
@@ -770,26 +618,25 @@ class Desk:
 
     def tick(self, now: float) -> None:
         """Escalate chats nobody takes: alert everyone, then offer the message form."""
+        queued = self.desk.queued()
+        if not queued:
+            return
         # Right after a restart nobody is online until consoles reconnect: not an emergency.
-        nobody_online = not self._online_agents() and (
+        nobody_online = not self.rota.online() and (
             now - self._started_at >= RECONNECT_WINDOW + self.settings.presence_grace
         )
-        queued = self.desk.queued()
-        expected = self._expected_waits(len(queued)) if queued else []
-        for position, handoff in enumerate(queued, start=1):
-            waited = now - handoff.queued_at
-            if handoff.alerted_at is None and waited >= self.settings.queue_claim_timeout:
-                self.desk.mark_alerted(handoff.id)
-                self._alert("unclaimed", handoff,
-                            f"A shopper has waited {int(waited)} s and nobody took the chat.")
+        for action in decisions.escalations(
+            queued, self._expected_waits(len(queued)), now, nobody_online=nobody_online,
+            claim_timeout=self.settings.queue_claim_timeout,
+            max_wait=self.settings.queue_max_wait, support_email=self.settings.support_email,
+        ):
+            if isinstance(action, decisions.Alert):
+                self.desk.mark_alerted(action.handoff.id)
+                self._alert(action)
                 self._changed()
-            if handoff.offline_offered_at is None and (
-                nobody_online or waited >= self.settings.queue_max_wait
-                # Or the queue says it will take that long: no need to wait to find out
-                # (no estimate with nobody online: that case is the one above).
-                or (math.isfinite(expected[position - 1])
-                    and expected[position - 1] >= self.settings.queue_max_wait)
-            ):
-                reason: OfflineReason = "no_agents" if nobody_online else "long_wait"
-                change = self.desk.offer_offline(handoff, self._offline_offer(handoff.id, reason))
-                self._announce(handoff.conversation_id, change)
+            else:
+                self._apply(action)
+
+
+def _agent_info(agent: Agent) -> dict[str, Any]:
+    return {"id": agent.id, "name": agent.name, "role": agent.role, "capacity": agent.capacity}

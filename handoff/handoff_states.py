@@ -1,10 +1,12 @@
 """The handoff state machine, with no I/O: the states a handoff goes through and the moves
-between them, each with its rule (who may make it, what the conversation's mode becomes).
+between them, each with its rule (who may make it, what the conversation's mode becomes),
+the records a handoff leaves, and :class:`Step`, the change a decision of
+:mod:`handoff.decisions` asks storage to make.
 
     new ──enqueue──▶ queued ──assign──▶ assigned ──close──▶ closed ──rate (once)
      │                 │  ▲                │  │  └─hand_back──▶ returned
      └─unstaffed──▶ unstaffed      └─requeue──┘  └─transfer, reply (its agent only)
-                       ├─leave──▶ left
+                       ├─leave──▶ left       └─take_message (any number)
                        ├─leave_message──▶ offline
                        └─offer_offline (once)
 
@@ -15,8 +17,9 @@ two agents claiming one chat end with one winner.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 __all__ = [
     "ASSIGN",
@@ -31,10 +34,17 @@ __all__ = [
     "RATE",
     "REPLY",
     "REQUEUE",
+    "TAKE_MESSAGE",
     "TRANSFER",
     "UNSTAFFED",
+    "Handoff",
     "HandoffState",
     "Move",
+    "Note",
+    "OfflineMessage",
+    "Step",
+    "Ticket",
+    "Webhook",
     "allowed",
 ]
 
@@ -75,7 +85,8 @@ class Move:
 ENQUEUE = Move("enqueue", HandoffState.NEW, HandoffState.QUEUED, mode="queued")
 UNSTAFFED = Move("unstaffed", HandoffState.NEW, HandoffState.UNSTAFFED, mode="bot")
 ASSIGN = Move("assign", HandoffState.QUEUED, HandoffState.ASSIGNED, mode="agent")
-TRANSFER = Move("transfer", HandoffState.ASSIGNED, HandoffState.ASSIGNED, owned=True)
+TRANSFER = Move("transfer", HandoffState.ASSIGNED, HandoffState.ASSIGNED, mode="agent",
+                owned=True)
 REPLY = Move("reply", HandoffState.ASSIGNED, HandoffState.ASSIGNED, owned=True)
 REQUEUE = Move("requeue", HandoffState.ASSIGNED, HandoffState.QUEUED, mode="queued",
                owned=True)
@@ -89,12 +100,121 @@ LEAVE_FOR_MESSAGE = Move("leave_message", HandoffState.QUEUED, HandoffState.OFFL
 OFFER_OFFLINE = Move("offer_offline", HandoffState.QUEUED, HandoffState.QUEUED,
                      once="offline_offered_at")
 RATE = Move("rate", HandoffState.CLOSED, HandoffState.CLOSED, once="csat_score")
+#: A shopper nobody could serve leaves a message (the bot keeps the chat).
+TAKE_MESSAGE = Move("take_message", HandoffState.UNSTAFFED, HandoffState.UNSTAFFED)
 
 #: Every move there is: the table of allowed transitions.
 MOVES = (ENQUEUE, UNSTAFFED, ASSIGN, TRANSFER, REPLY, REQUEUE, CLOSE, HAND_BACK, LEAVE,
-         LEAVE_FOR_MESSAGE, OFFER_OFFLINE, RATE)
+         LEAVE_FOR_MESSAGE, OFFER_OFFLINE, RATE, TAKE_MESSAGE)
 
 
 def allowed(source: HandoffState, target: HandoffState) -> bool:
     """Whether any move leads from ``source`` to ``target``."""
     return any(m.source == source and m.target == target for m in MOVES)
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """One request for a person, from the bot's turn that made it to the shopper's rating."""
+
+    id: int
+    conversation_id: str
+    state: str
+    trigger: str
+    reason: str
+    priority: int
+    context: dict[str, Any] | None
+    agent_id: str | None
+    queued_at: float
+    assigned_at: float | None
+    first_response_at: float | None
+    alerted_at: float | None
+    offline_offered_at: float | None
+    ended_at: float | None
+    resolution: str | None
+    csat_score: int | None
+
+    def summary(self) -> dict[str, Any]:
+        """What the queue list and the agent's chat list show."""
+        context = self.context or {}
+        return {
+            "handoff_id": self.id,
+            "conversation_id": self.conversation_id,
+            "state": self.state,
+            "reason": self.reason,
+            "trigger": self.trigger,
+            "priority": self.priority,
+            "queued_at": self.queued_at,
+            "assigned_at": self.assigned_at,
+            "agent_id": self.agent_id,
+            "shopper": (context.get("shopper") or {}).get("name"),
+            "page_type": (context.get("page") or {}).get("type"),
+            "alerted": self.alerted_at is not None,
+        }
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A message left for the team when nobody could take the chat."""
+
+    id: int
+    conversation_id: str
+    handoff_id: int | None
+    email: str
+    message: str
+    status: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Note:
+    """An agent's internal note on a conversation (never shown to the shopper)."""
+
+    id: int
+    conversation_id: str
+    agent_id: str
+    agent_name: str
+    text: str
+    created_at: float
+
+    def frame(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "agent": {"id": self.agent_id, "name": self.agent_name},
+            "text": self.text,
+            "ts": round(self.created_at, 3),
+        }
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """An event for the shop's systems (``conversation.assigned`` …) and its data."""
+
+    event: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OfflineMessage:
+    """What a shopper left for the team: stored as a ticket with the move."""
+
+    email: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """A decided change to one handoff, for storage to make in one transaction or not at
+    all: the move, the handoff columns it sets, the frames the shopper is told (stored
+    events), what the shop's systems hear, and the ticket a message leaves."""
+
+    handoff: Handoff
+    move: Move
+    frames: list[dict[str, Any]]
+    #: The agent making an owned move (the guard checks the chat is still theirs).
+    agent_id: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    #: The client frame this answers: a resent frame gets the first answer back.
+    client_id: str | None = None
+    webhook: Webhook | None = None
+    message: OfflineMessage | None = None

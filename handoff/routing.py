@@ -1,8 +1,9 @@
 """Routing decisions for the live-agent queue, as pure functions.
 
-Who gets the next chat, in which order chats leave the queue, and how long a
-shopper should expect to wait. The desk (:mod:`handoff.desk`) applies them;
-keeping them free of I/O lets the rules be tested one by one.
+Who is on the rota (signed in, online or away), who gets the next chat, in which
+order chats leave the queue, and how long a shopper should expect to wait. The desk
+(:mod:`handoff.desk`) applies them; keeping them free of I/O lets the rules be tested
+one by one.
 """
 
 from __future__ import annotations
@@ -11,13 +12,17 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:  # a record type only
+    from handoff.db.agents import Agent
 
 __all__ = [
     "ONLINE",
     "PRESENCES",
     "AgentLoad",
     "Queued",
+    "Rota",
     "estimate_wait",
     "handle_time",
     "pick_agent",
@@ -50,6 +55,49 @@ class AgentLoad:
     @property
     def free(self) -> int:
         return max(0, self.capacity - self.load)
+
+
+class Rota:
+    """The agents signed in to this gateway, their presence and when each was last given
+    a chat. Presence is not stored: a console sets it while connected, and an agent
+    leaves the rota a grace period after their last console closed (the desk's timer)."""
+
+    def __init__(self) -> None:
+        self.agents: dict[str, Agent] = {}
+        self.presence: dict[str, str] = {}
+        self.last_assigned: dict[str, float] = {}
+
+    def join(self, agent: Agent) -> None:
+        """A console signed in: the agent is online unless they said otherwise."""
+        self.agents[agent.id] = agent
+        self.presence.setdefault(agent.id, ONLINE)
+
+    def set(self, agent_id: str, presence: str) -> None:
+        self.presence[agent_id] = presence
+
+    def leave(self, agent_id: str) -> None:
+        self.presence.pop(agent_id, None)
+
+    def presence_of(self, agent_id: str) -> str:
+        return self.presence.get(agent_id, OFFLINE)
+
+    def signed_in(self, agent_id: str) -> bool:
+        return agent_id in self.presence
+
+    def online(self) -> list[str]:
+        return [a for a, presence in self.presence.items() if presence == ONLINE]
+
+    def assigned(self, agent_id: str, now: float) -> None:
+        self.last_assigned[agent_id] = now
+
+    def loads(self, chats: Mapping[str, int]) -> list[AgentLoad]:
+        """Everyone on the rota as routing sees them, given each one's open chats."""
+        return [
+            AgentLoad(agent_id, presence, self.agents[agent_id].capacity,
+                      chats.get(agent_id, 0), self.last_assigned.get(agent_id, 0.0))
+            for agent_id, presence in self.presence.items()
+            if agent_id in self.agents
+        ]
 
 
 class Queued(Protocol):

@@ -1,7 +1,8 @@
 """The desk's tables: handoffs (queue and assignments), offline tickets, notes.
 
-Each state change is a move of :mod:`handoff.handoff_states`, applied by
-:meth:`DeskStore.move` as one :meth:`ConversationStore.apply` call: the row update,
+Each state change is a :class:`~handoff.handoff_states.Step` that
+:mod:`handoff.decisions` decided (a move of the state machine), applied by
+:meth:`DeskStore.apply` as one :meth:`ConversationStore.apply` call: the row update,
 the conversation's mode, the events that tell the shopper and the webhook rows that
 tell the shop's systems all commit together, and the move's guard makes racing
 changes (two agents claiming one chat) fail cleanly instead of both winning.
@@ -12,29 +13,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from handoff.db.conversations import Change, ConversationStore, Statement, skip_all_pending
-from handoff.handoff_states import (
-    ASSIGN,
-    CLOSE,
-    ENQUEUE,
-    HAND_BACK,
-    LEAVE,
-    LEAVE_FOR_MESSAGE,
-    OFFER_OFFLINE,
-    RATE,
-    REPLY,
-    REQUEUE,
-    TRANSFER,
-    UNSTAFFED,
-    HandoffState,
-    Move,
-)
+from handoff.handoff_states import Handoff, HandoffState, Move, Note, Step, Ticket
 from handoff.routing import queue_order
 
-__all__ = ["DeskStore", "Handoff", "Note", "Ticket"]
+__all__ = ["DeskStore"]
 
 #: The handoff columns a move may set (every other column is written once, at creation).
 _SETTABLE = frozenset({
@@ -43,73 +28,6 @@ _SETTABLE = frozenset({
 })
 #: Columns a move sets only when they are still empty (the first reply stays the first).
 _KEEP_FIRST = frozenset({"first_response_at"})
-
-
-@dataclass(frozen=True)
-class Handoff:
-    id: int
-    conversation_id: str
-    state: str
-    trigger: str
-    reason: str
-    priority: int
-    context: dict[str, Any] | None
-    agent_id: str | None
-    queued_at: float
-    assigned_at: float | None
-    first_response_at: float | None
-    alerted_at: float | None
-    offline_offered_at: float | None
-    ended_at: float | None
-    resolution: str | None
-    csat_score: int | None
-
-    def summary(self) -> dict[str, Any]:
-        """What the queue list and the agent's chat list show."""
-        context = self.context or {}
-        return {
-            "handoff_id": self.id,
-            "conversation_id": self.conversation_id,
-            "state": self.state,
-            "reason": self.reason,
-            "trigger": self.trigger,
-            "priority": self.priority,
-            "queued_at": self.queued_at,
-            "assigned_at": self.assigned_at,
-            "agent_id": self.agent_id,
-            "shopper": (context.get("shopper") or {}).get("name"),
-            "page_type": (context.get("page") or {}).get("type"),
-            "alerted": self.alerted_at is not None,
-        }
-
-
-@dataclass(frozen=True)
-class Ticket:
-    id: int
-    conversation_id: str
-    handoff_id: int | None
-    email: str
-    message: str
-    status: str
-    created_at: float
-
-
-@dataclass(frozen=True)
-class Note:
-    id: int
-    conversation_id: str
-    agent_id: str
-    agent_name: str
-    text: str
-    created_at: float
-
-    def frame(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "agent": {"id": self.agent_id, "name": self.agent_name},
-            "text": self.text,
-            "ts": round(self.created_at, 3),
-        }
 
 
 def _handoff(row: dict[str, Any]) -> Handoff:
@@ -223,6 +141,8 @@ class DeskStore:
         if move.owned and agent_id is None:
             raise ValueError(f"{move.name} is only for the chat's agent: give agent_id")
         changes: dict[str, Any] = {"state": move.target.value, **(values or {})}
+        if isinstance(changes.get("context"), dict):
+            changes["context"] = json.dumps(changes["context"])
         if move.ends:
             changes.setdefault("ended_at", time.time())
         if unknown := set(changes) - _SETTABLE:
@@ -246,119 +166,24 @@ class DeskStore:
             updates=[*updates, *outbox], mode=move.mode, client_id=client_id,
         )
 
-    def enqueue(
-        self, handoff: Handoff, context: dict[str, Any], priority: int,
-        frames: list[dict[str, Any]], outbox: Sequence[Statement] = (),
-    ) -> Change | None:
-        """``new`` → ``queued``: the context is built, agents may take the chat."""
-        return self.move(handoff, ENQUEUE, frames, outbox=outbox,
-                         values={"context": json.dumps(context), "priority": priority})
-
-    def unstaffed(
-        self, handoff: Handoff, context: dict[str, Any], priority: int,
-        frames: list[dict[str, Any]], outbox: Sequence[Statement] = (),
-    ) -> Change | None:
-        """``new`` → ``unstaffed``: nobody is online; the bot stays with the shopper."""
-        now = time.time()
-        return self.move(handoff, UNSTAFFED, frames, outbox=outbox, values={
-            "context": json.dumps(context), "priority": priority,
-            "offline_offered_at": now, "ended_at": now,
-        })
-
-    def assign(
-        self, handoff: Handoff, agent_id: str, frames: list[dict[str, Any]],
-        outbox: Sequence[Statement] = (),
-    ) -> Change | None:
-        """``queued`` → ``assigned`` to ``agent_id``; fails if someone else got it first."""
-        return self.move(handoff, ASSIGN, frames, outbox=outbox,
-                         values={"agent_id": agent_id, "assigned_at": time.time()})
-
-    def transfer(
-        self, handoff: Handoff, from_agent: str, to_agent: str, frames: list[dict[str, Any]]
-    ) -> Change | None:
-        return self.move(handoff, TRANSFER, frames, agent_id=from_agent,
-                         values={"agent_id": to_agent})
-
-    def requeue(
-        self, handoff: Handoff, agent_id: str, frames: list[dict[str, Any]]
-    ) -> Change | None:
-        """``assigned`` → ``queued`` again, keeping the chat's place: its agent went away."""
-        return self.move(handoff, REQUEUE, frames, agent_id=agent_id,
-                         values={"agent_id": None, "assigned_at": None})
-
-    def end(
-        self,
-        handoff: Handoff,
-        agent_id: str,
-        state: str,
-        resolution: str | None,
-        frames: list[dict[str, Any]],
-        outbox: Sequence[Statement] = (),
-    ) -> Change | None:
-        """``assigned`` → ``closed`` or ``returned``: the bot has the chat again,
-        starting from the shopper's next message (nothing left pending is its)."""
-        move = CLOSE if state == HandoffState.CLOSED else HAND_BACK
-        return self.move(handoff, move, frames, agent_id=agent_id, outbox=outbox,
-                         values={"resolution": resolution})
-
-    def leave(
-        self, handoff: Handoff, client_id: str, frames: list[dict[str, Any]]
-    ) -> Change | None:
-        """``queued`` → ``left``: the shopper stopped waiting."""
-        return self.move(handoff, LEAVE, frames, client_id=client_id)
-
-    def offer_offline(self, handoff: Handoff, frames: list[dict[str, Any]]) -> Change | None:
-        """Tell a queued shopper they may leave a message instead (once per handoff)."""
-        return self.move(handoff, OFFER_OFFLINE, frames,
-                         values={"offline_offered_at": time.time()})
+    def apply(self, step: Step, outbox: Sequence[Statement] = ()) -> Change | None:
+        """Make a decided :class:`Step`; a message it carries becomes an open ticket."""
+        extra = list(outbox)
+        if step.message is not None:
+            extra.insert(0, (
+                "INSERT INTO tickets (conversation_id, handoff_id, email, message, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [step.handoff.conversation_id, step.handoff.id, step.message.email,
+                 step.message.text, time.time()],
+            ))
+        return self.move(step.handoff, step.move, step.frames, agent_id=step.agent_id,
+                         values=step.values, client_id=step.client_id, outbox=extra)
 
     def mark_alerted(self, handoff_id: int) -> None:
         self.db.execute(
             "UPDATE handoffs SET alerted_at = ? WHERE id = ? AND alerted_at IS NULL",
             [time.time(), handoff_id],
         )
-
-    def agent_reply(
-        self, handoff: Handoff, agent_id: str, client_id: str, frame: dict[str, Any]
-    ) -> Change | None:
-        """An agent's message to the shopper, once per ``client_id``, only from the chat's owner."""
-        return self.move(handoff, REPLY, [frame], agent_id=agent_id, client_id=client_id,
-                         values={"first_response_at": time.time()})
-
-    def leave_message(
-        self,
-        conversation_id: str,
-        handoff: Handoff | None,
-        client_id: str,
-        email: str,
-        message: str,
-        frames: list[dict[str, Any]],
-        outbox: Sequence[Statement] = (),
-    ) -> Change | None:
-        """Store an offline ticket; a shopper still in the queue leaves it (``offline``)."""
-        ticket = (
-            "INSERT INTO tickets (conversation_id, handoff_id, email, message, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [conversation_id, handoff.id if handoff else None, email, message, time.time()],
-        )
-        if handoff is not None and handoff.state == HandoffState.QUEUED:
-            return self.move(handoff, LEAVE_FOR_MESSAGE, frames, client_id=client_id,
-                             outbox=[ticket, *outbox])
-        return self.store.apply(conversation_id, frames, client_id=client_id,
-                                updates=[ticket, *outbox])
-
-    def rate(
-        self,
-        handoff: Handoff,
-        client_id: str,
-        score: int,
-        comment: str | None,
-        frames: list[dict[str, Any]],
-        outbox: Sequence[Statement] = (),
-    ) -> Change | None:
-        """Store the shopper's CSAT for a closed chat, once."""
-        return self.move(handoff, RATE, frames, client_id=client_id, outbox=outbox, values={
-            "csat_score": score, "csat_comment": comment, "csat_at": time.time()})
 
     def close_ticket(self, ticket_id: int) -> bool:
         cursor = self.db.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from handoff.db.agents import AgentError, AgentStore
 from handoff.db.conversations import ConversationStore
 from handoff.db.desk import DeskStore
+from handoff.handoff_states import ASSIGN, ENQUEUE
 
 PASSWORD = "a long enough secret"
 
@@ -93,11 +95,13 @@ def test_only_one_of_two_racing_claims_wins(store: ConversationStore) -> None:
     desk = DeskStore(store)
     (new,) = desk.new()
     assert store.get(conversation.id).mode == "queued"  # type: ignore[union-attr]
-    assert desk.enqueue(new, {"reason": "asked"}, 0, [{"type": "mode", "mode": "queued"}])
+    assert desk.move(new, ENQUEUE, [{"type": "mode", "mode": "queued"}],
+                     values={"context": {"reason": "asked"}, "priority": 0})
     queued = desk.get(new.id)
     assert queued is not None and queued.state == "queued"
-    first = desk.assign(queued, "agent-1", [{"type": "mode", "mode": "agent"}])
-    second = desk.assign(queued, "agent-2", [{"type": "mode", "mode": "agent"}])
+    first, second = (desk.move(queued, ASSIGN, [{"type": "mode", "mode": "agent"}],
+                               values={"agent_id": agent_id, "assigned_at": time.time()})
+                     for agent_id in ("agent-1", "agent-2"))
     assert first is not None and second is None
     assert desk.loads() == {"agent-1": 1}
     # While a person has the chat, a late bot reply is dropped, not stored.

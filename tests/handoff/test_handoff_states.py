@@ -12,12 +12,14 @@ from pydantic import SecretStr
 
 from bot.settings import Settings
 from handoff.db.conversations import ConversationStore
-from handoff.db.desk import DeskStore, Handoff
+from handoff.db.desk import DeskStore
 from handoff.handoff_states import (
     CLOSE,
     MOVES,
     OPEN_STATES,
     RATE,
+    REPLY,
+    Handoff,
     HandoffState,
     allowed,
 )
@@ -109,20 +111,20 @@ def test_the_webhook_row_is_written_with_the_change_or_not_at_all(
 ) -> None:
     desk, webhooks, handoff = assigned.desk, assigned.webhooks, assigned.handoff
     # The guard fails (another agent's chat): no change, and no event announcing one.
-    assert desk.end(handoff, "agent-2", "closed", "resolved", [],
-                    webhooks.rows("conversation.closed", {})) is None
+    assert desk.move(handoff, CLOSE, [], agent_id="agent-2",
+                     outbox=webhooks.rows("conversation.closed", {})) is None
     assert outbox_events(store) == []
     # The change fails half-way (a frame that cannot be stored): nothing of it stays.
     with pytest.raises(TypeError):
-        desk.end(handoff, "agent-1", "closed", "resolved", [{"type": "x", "bad": object()}],
-                 webhooks.rows("conversation.closed", {}))
+        desk.move(handoff, CLOSE, [{"type": "x", "bad": object()}], agent_id="agent-1",
+                  outbox=webhooks.rows("conversation.closed", {}))
     assert outbox_events(store) == []
     still = desk.get(handoff.id)
     assert still is not None and still.state == HandoffState.ASSIGNED
     # The change is stored: so is its event, in the same transaction.
-    change = desk.end(handoff, "agent-1", "closed", "resolved", [{"type": "mode", "mode": "bot"}],
-                      webhooks.rows("conversation.closed",
-                                    {"conversation_id": assigned.conversation_id}))
+    change = desk.move(handoff, CLOSE, [{"type": "mode", "mode": "bot"}], agent_id="agent-1",
+                       outbox=webhooks.rows("conversation.closed",
+                                            {"conversation_id": assigned.conversation_id}))
     assert change is not None and change.new
     assert outbox_events(store) == ["conversation.closed"]
 
@@ -131,12 +133,13 @@ def test_a_repeated_rating_stores_neither_a_second_rating_nor_a_second_event(
     store: ConversationStore, assigned: Assigned,
 ) -> None:
     desk, webhooks, handoff = assigned.desk, assigned.webhooks, assigned.handoff
-    desk.end(handoff, "agent-1", "closed", "resolved", [])
+    desk.move(handoff, CLOSE, [], agent_id="agent-1")
     closed: Handoff | None = desk.get(handoff.id)
     assert closed is not None
     for client_id, score in (("r1", 5), ("r1", 5), ("r2", 1)):
-        desk.rate(closed, client_id, score, None, [{"type": "csat_received", "score": score}],
-                  webhooks.rows("csat.received", {"score": score}))
+        desk.move(closed, RATE, [{"type": "csat_received", "score": score}],
+                  client_id=client_id, values={"csat_score": score},
+                  outbox=webhooks.rows("csat.received", {"score": score}))
     rated = desk.get(handoff.id)
     assert rated is not None and rated.csat_score == 5
     assert outbox_events(store) == ["csat.received"]
@@ -146,10 +149,11 @@ def test_the_first_reply_time_stays_the_first(store: ConversationStore) -> None:
     desk = DeskStore(store)
     _, handoff = handed_to(store, "agent-1")
     for n in range(3):
-        desk.agent_reply(handoff, "agent-1", f"a{n}", {"type": "message", "author": "agent",
-                                                        "text": f"reply {n}"})
+        desk.move(handoff, REPLY, [{"type": "message", "author": "agent", "text": f"reply {n}"}],
+                  agent_id="agent-1", client_id=f"a{n}", values={"first_response_at": n + 1.0})
     first = desk.get(handoff.id)
-    assert first is not None and first.first_response_at is not None
-    desk.agent_reply(handoff, "agent-1", "a9", shopper("later"))
+    assert first is not None and first.first_response_at == 1.0
+    desk.move(handoff, REPLY, [shopper("later")], agent_id="agent-1", client_id="a9",
+              values={"first_response_at": 99.0})
     again = desk.get(handoff.id)
     assert again is not None and again.first_response_at == first.first_response_at

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from handoff.db.conversations import DONE, SKIPPED, ConversationStore
-from handoff.db.desk import DeskStore, Handoff
+from handoff.db.desk import DeskStore
+from handoff.handoff_states import ASSIGN, CLOSE, ENQUEUE, HAND_BACK, Handoff
 
 
 @pytest.fixture
@@ -90,10 +92,12 @@ def handed_to(store: ConversationStore, agent_id: str) -> tuple[str, Handoff]:
     store.answer(conversation.id, asked.seq, [
         {"type": "handoff", "reply_to": asked.seq, "trigger": "requested", "reason": "asked"}])
     (new,) = desk.new()
-    desk.enqueue(new, {}, 0, [{"type": "mode", "mode": "queued"}])
+    desk.move(new, ENQUEUE, [{"type": "mode", "mode": "queued"}],
+              values={"context": {}, "priority": 0})
     queued = desk.get(new.id)
     assert queued is not None
-    desk.assign(queued, agent_id, [{"type": "mode", "mode": "agent"}])
+    desk.move(queued, ASSIGN, [{"type": "mode", "mode": "agent"}],
+              values={"agent_id": agent_id, "assigned_at": time.time()})
     assigned = desk.get(new.id)
     assert assigned is not None and assigned.state == "assigned"
     return conversation.id, assigned
@@ -113,8 +117,8 @@ def test_a_message_stored_while_a_person_has_the_chat_is_never_the_bots(
         store.append_shopper_message(conversation_id, f"m{i}", shopper(f"to the agent {i}"))
     assert store.pending_messages(conversation_id) == []
     # Closing the chat gives the bot nothing to answer from before.
-    DeskStore(store).end(handoff, "agent-1", "closed", "resolved", [{"type": "mode",
-                                                                     "mode": "bot"}])
+    DeskStore(store).move(handoff, CLOSE, [{"type": "mode", "mode": "bot"}], agent_id="agent-1",
+                          values={"resolution": "resolved"})
     assert store.pending_messages(conversation_id) == []
     assert bot_states(store, conversation_id) == [DONE] + [SKIPPED] * 5
 
@@ -126,7 +130,8 @@ def test_closing_a_chat_lets_an_old_backlog_go(store: ConversationStore) -> None
         store.append_shopper_message(conversation_id, f"m{i}", shopper(f"old {i}"))
     store.db.execute("UPDATE client_messages SET bot_state = 'pending' WHERE client_id LIKE 'm%'")
     assert len(store.pending_messages(conversation_id)) == 300
-    DeskStore(store).end(handoff, "agent-1", "returned", None, [{"type": "mode", "mode": "bot"}])
+    DeskStore(store).move(handoff, HAND_BACK, [{"type": "mode", "mode": "bot"}],
+                          agent_id="agent-1")
     assert store.pending_messages(conversation_id) == []
     after, _ = store.append_shopper_message(conversation_id, "next", shopper("back to the bot"))
     assert [m.seq for m in store.pending_messages(conversation_id)] == [after.seq]
