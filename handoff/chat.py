@@ -82,7 +82,7 @@ class ChatSession:
                 await self._refuse(ws)
                 return
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                self.on_frame(message.data)
+                await self.on_frame(message.data)
             elif message.type == WSMsgType.ERROR:
                 log.info("socket error: %s", ws.exception())
                 return
@@ -97,9 +97,9 @@ class ChatSession:
         await self.subscriber.close()  # the error frame goes out before the close
         await ws.close(code=HELLO_TIMEOUT_CLOSE, message=b"hello timeout")
 
-    def on_frame(self, raw: str | bytes) -> None:
+    async def on_frame(self, raw: str | bytes) -> None:
         try:
-            self._on_frame(raw)
+            await self._on_frame(raw)
         except ProtocolError as error:
             log.info("conversation=%s rejected frame: %s", self.conversation_id, error.code)
             self.subscriber.push_control(error_frame(error))
@@ -107,10 +107,10 @@ class ChatSession:
             log.exception("conversation=%s frame failed", self.conversation_id)
             self.subscriber.push_control(error_frame(internal_error()))
 
-    def _on_frame(self, raw: str | bytes) -> None:
+    async def _on_frame(self, raw: str | bytes) -> None:
         frame = parse_client_frame(raw)
         if isinstance(frame, Hello):
-            self._hello(frame)
+            await self._hello(frame)
         elif isinstance(frame, Ping):
             self.subscriber.push_control(pong_frame())
         else:
@@ -141,7 +141,7 @@ class ChatSession:
                     frame.client_id, self.desk.leave_queue(conversation_id, frame.client_id)
                 )
 
-    def _hello(self, hello: Hello) -> None:
+    async def _hello(self, hello: Hello) -> None:
         if self.conversation_id is not None:
             raise ProtocolError("already_joined", "This socket already follows a conversation.")
         store = self.hub.store
@@ -166,8 +166,7 @@ class ChatSession:
         self.subscriber.push_control(
             welcome_frame(conversation.id, conversation.last_seq, conversation.mode, token)
         )
-        self.subscriber.sent_seq = after
-        self.hub.subscribe(conversation.id, self.subscriber, after)
+        await self.hub.subscribe(conversation.id, self.subscriber, after)
         if conversation.mode == QUEUED:
             status = self.desk.queue_status(conversation.id)
             if status is not None:

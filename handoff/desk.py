@@ -407,7 +407,7 @@ class Desk:
             self.rota.set(agent.id, frame.status)
             self.dispatch()
         elif isinstance(frame, Open):
-            self._open_view(connection, frame.conversation_id, frame.last_seq)
+            await self._open_view(connection, frame.conversation_id, frame.last_seq)
         elif isinstance(frame, Unwatch):
             view = connection.views.pop(frame.conversation_id, None)
             if view is not None:
@@ -430,7 +430,8 @@ class Desk:
         else:  # Auth after sign-in
             raise ProtocolError("already_authenticated", "This socket is signed in already.")
 
-    def _open_view(self, connection: AgentConnection, conversation_id: str, last_seq: int) -> None:
+    async def _open_view(self, connection: AgentConnection, conversation_id: str,
+                         last_seq: int) -> None:
         handoff = self.desk.current(conversation_id)
         conversation = self.store.get(conversation_id)
         if conversation is None or not decisions.may_view(connection.agent, handoff):
@@ -446,7 +447,7 @@ class Desk:
             [n.frame() for n in self.desk.notes(conversation_id)]))
         view = AgentView(connection.socket, conversation_id, last_seq)
         connection.views[conversation_id] = view
-        self.hub.subscribe(conversation_id, view, last_seq)
+        await self.hub.subscribe(conversation_id, view, last_seq)
 
     def _claim(self, agent: Agent, conversation_id: str) -> None:
         step = decisions.claim(agent, self.desk.current(conversation_id),

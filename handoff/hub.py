@@ -15,6 +15,7 @@ import contextlib
 import logging
 from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -22,6 +23,7 @@ from aiohttp import web
 from handoff.agent_protocol import event_frame
 from handoff.db.conversations import BOT, PENDING, ConversationStore, StoredEvent
 from handoff.exceptions import ProtocolError, RasaUnavailable
+from handoff.fanout import EventLog, Fanout, LocalBus, SqliteEventLog
 from handoff.protocol import error_frame, system_message, typing_frame
 from handoff.rasa_bridge import Bot, replies_to_frames
 
@@ -133,12 +135,27 @@ class AgentView:
         self.socket.push_control({**frame, "conversation_id": self.conversation_id})
 
 
+@dataclass
+class _CatchUp:
+    """A follower reading what it lacks from the log: the seq it must reach, and the
+    events delivered to it meanwhile, held back until the sequence reaches them."""
+
+    target: int
+    held: list[StoredEvent] = field(default_factory=list)
+
+
 class Hub:
     """Sockets per conversation, and the bot turns that answer shopper messages."""
 
-    def __init__(self, store: ConversationStore, bridge: Bot) -> None:
+    def __init__(self, store: ConversationStore, bridge: Bot, *,
+                 event_log: EventLog | None = None,
+                 fanout: Fanout | None = None) -> None:
         self.store = store
         self.bridge = bridge
+        self.event_log: EventLog = event_log or SqliteEventLog(store)
+        self.fanout: Fanout = fanout or LocalBus()
+        self._stop_listening = self.fanout.listen(self)
+        self._catching_up: dict[Follower, _CatchUp] = {}
         #: Called after a bot turn opened a handoff (set by the desk).
         self.on_handoff: Callable[[str], Awaitable[None]] | None = None
         self._subscribers: dict[str, set[Follower]] = defaultdict(set)
@@ -152,18 +169,18 @@ class Hub:
 
     # -- subscriptions --------------------------------------------------
 
-    def subscribe(self, conversation_id: str, subscriber: Follower, after_seq: int) -> None:
-        """Follow new events, then queue what the socket missed.
-
-        Registered first: an event stored meanwhile (by this process after an await, or
-        by another) is either in the replay or published after it, and :meth:`publish`
-        fills any gap from the store, so nothing falls between replay and live stream.
+    async def subscribe(self, conversation_id: str, subscriber: Follower, after_seq: int) -> None:
+        """Follow the conversation from ``after_seq``: registered first, then what the
+        socket missed is replayed from the log, then what was announced meanwhile is
+        flushed; returns once the follower is live. Any number of awaits may come in
+        between (a networked log, other tasks): nothing falls between replay and stream.
         """
+        subscriber.sent_seq = after_seq
         self._subscribers[conversation_id].add(subscriber)
-        for event in self.store.events_after(conversation_id, after_seq):
-            subscriber.push_event(event)
+        await self._catch_up(conversation_id, subscriber, self._hold(subscriber, after_seq))
 
     def unsubscribe(self, conversation_id: str, subscriber: Follower) -> None:
+        self._catching_up.pop(subscriber, None)
         followers = self._subscribers.get(conversation_id)
         if followers is not None:
             followers.discard(subscriber)
@@ -180,24 +197,83 @@ class Hub:
         return any(f.role == "shopper" for f in self._subscribers.get(conversation_id, ()))
 
     def publish(self, conversation_id: str, events: list[StoredEvent]) -> None:
-        """Send stored events to every socket following the conversation, in seq order
-        and each once: a follower that would see a gap (events stored but announced out
-        of order, or by another process) gets what it lacks from the store first."""
+        """Send events this process stored to the sockets following the conversation here,
+        then announce them to every process (see :mod:`handoff.fanout`)."""
         if not events:
             return
-        for subscriber in self._subscribers.get(conversation_id, ()):
-            if events[0].seq > subscriber.sent_seq + 1:
-                for missed in self.store.events_after(conversation_id, subscriber.sent_seq):
-                    subscriber.push_event(missed)  # the published events are among them
-            else:
-                for event in events:
-                    subscriber.push_event(event)
+        for follower in self._subscribers.get(conversation_id, ()):
+            self._deliver(conversation_id, follower, events)
+        self.fanout.announce(conversation_id, events[-1].seq)
 
     def signal(self, conversation_id: str, frame: dict[str, Any], role: str | None = None) -> None:
-        """Send a control frame (not stored, no seq) to every follower, or those of one role."""
-        for subscriber in self._subscribers.get(conversation_id, ()):
-            if role is None or subscriber.role == role:
-                subscriber.push_control(frame)
+        """Send a control frame (not stored, no seq) to every follower, or those of one
+        role, in every process."""
+        self.fanout.signal(conversation_id, frame, role)
+
+    # The bus's notices (handoff.fanout.Listener), from this process or another.
+
+    def stored(self, conversation_id: str, seq: int) -> None:
+        """The log reaches ``seq``: a follower behind it (the events were stored by
+        another process) reads what it lacks."""
+        for follower in self._subscribers.get(conversation_id, ()):
+            catching_up = self._catching_up.get(follower)
+            if catching_up is not None:
+                catching_up.target = max(catching_up.target, seq)
+            elif follower.sent_seq < seq:
+                self._spawn(self._catch_up(conversation_id, follower, self._hold(follower, seq)))
+
+    def signalled(self, conversation_id: str, frame: dict[str, Any], role: str | None) -> None:
+        for follower in self._subscribers.get(conversation_id, ()):
+            if role is None or follower.role == role:
+                follower.push_control(frame)
+
+    def _deliver(self, conversation_id: str, follower: Follower,
+                 events: list[StoredEvent]) -> None:
+        """Events in seq order, each once: held while the follower catches up; a gap
+        before them (stored but announced out of order) sends it to catch up."""
+        catching_up = self._catching_up.get(follower)
+        if catching_up is not None:
+            catching_up.held.extend(events)
+        elif events[0].seq > follower.sent_seq + 1:
+            catching_up = self._hold(follower, events[-1].seq)
+            catching_up.held.extend(events)
+            self._spawn(self._catch_up(conversation_id, follower, catching_up))
+        else:
+            for event in events:
+                follower.push_event(event)
+
+    def _hold(self, follower: Follower, target: int) -> _CatchUp:
+        """From now on, events for ``follower`` wait until it has caught up to ``target``."""
+        catching_up = self._catching_up[follower] = _CatchUp(target)
+        return catching_up
+
+    async def _catch_up(self, conversation_id: str, follower: Follower,
+                        catching_up: _CatchUp) -> None:
+        """Bring ``follower`` up to what the log holds: read from the log, then take the
+        events held meanwhile while they continue the sequence, and read again while
+        anything is still missing. Nothing can arrive between the last check and going
+        live (no await in between)."""
+        try:
+            while self._catching_up.get(follower) is catching_up:  # unsubscribed: stop
+                before = follower.sent_seq
+                missed = await self.event_log.events_after(conversation_id, follower.sent_seq)
+                for event in missed:
+                    follower.push_event(event)
+                held = sorted(catching_up.held, key=lambda event: event.seq)
+                catching_up.held.clear()
+                for event in held:
+                    if event.seq == follower.sent_seq + 1:
+                        follower.push_event(event)
+                    catching_up.target = max(catching_up.target, event.seq)
+                if follower.sent_seq >= catching_up.target:
+                    return
+                if follower.sent_seq == before and not held:
+                    # The log has nothing newer yet (its notice came first): the next
+                    # notice or publish starts another catch-up.
+                    return
+        finally:
+            if self._catching_up.get(follower) is catching_up:
+                del self._catching_up[follower]
 
     # -- bot turns ------------------------------------------------------
 
@@ -327,6 +403,7 @@ class Hub:
 
     async def close(self) -> None:
         """Wait briefly for running bot turns (their results are stored), then stop them."""
+        self._stop_listening()
         for handle in self._retry_handles.values():
             handle.cancel()
         self._retry_handles.clear()

@@ -3,9 +3,11 @@ follower gets a conversation's events in seq order without a gap."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from handoff.db.conversations import ConversationStore, StoredEvent
+from handoff.fanout import LocalBus
 from handoff.hub import BACKLOG_LIMIT, Hub, split_backlog
 
 
@@ -34,6 +36,7 @@ class Recorder:
     def __init__(self, sent_seq: int) -> None:
         self.sent_seq = sent_seq
         self.seqs: list[int] = []
+        self.controls: list[dict[str, object]] = []
 
     def push_event(self, event: StoredEvent) -> None:
         if event.seq > self.sent_seq:
@@ -41,36 +44,126 @@ class Recorder:
             self.seqs.append(event.seq)
 
     def push_control(self, frame: dict[str, object]) -> None:
-        pass
+        self.controls.append(frame)
 
 
-def test_a_follower_never_skips_a_gap_it_is_filled_from_the_store(tmp_path: Path) -> None:
+def bot_events(store: ConversationStore, conversation_id: str, n: int) -> list[StoredEvent]:
+    return [store.append(conversation_id, {"type": "message", "author": "bot", "text": str(i)})
+            for i in range(n)]
+
+
+async def settled(hub: Hub) -> None:
+    """Let the hub's background catch-ups finish."""
+    while hub._tasks:
+        await asyncio.gather(*hub._tasks)
+
+
+async def test_a_follower_never_skips_a_gap_it_is_filled_from_the_store(tmp_path: Path) -> None:
     store = ConversationStore(tmp_path / "gateway.db")
     conversation, _ = store.create_conversation(None)
-    events = [store.append(conversation.id, {"type": "message", "author": "bot", "text": str(n)})
-              for n in range(4)]
+    events = bot_events(store, conversation.id, 4)
     hub = Hub(store, None)  # type: ignore[arg-type]  # no bot turns here
-    follower = Recorder(sent_seq=events[0].seq)
-    hub._subscribers[conversation.id].add(follower)
+    follower = Recorder(sent_seq=0)
+    await hub.subscribe(conversation.id, follower, events[0].seq)
     # Announced out of order (another process stored seq 2 and 3 and has not told us yet).
     hub.publish(conversation.id, [events[3]])
+    await settled(hub)
     assert follower.seqs == [events[1].seq, events[2].seq, events[3].seq]
     hub.publish(conversation.id, events[1:3])  # the late announcement changes nothing
+    await settled(hub)
     assert follower.seqs == [e.seq for e in events[1:]]
     store.close()
 
 
-def test_an_event_published_before_the_replay_reaches_it_is_not_lost(tmp_path: Path) -> None:
-    """Subscribing registers first: an event announced before the replay ran (another
-    process's, say) leaves no hole, whatever the order."""
+class SlowLog:
+    """The store's log, answering after other tasks had their turn (as a networked one
+    would), so that events are published while a replay is being read."""
+
+    def __init__(self, store: ConversationStore, during_read: list[StoredEvent],
+                 hub: list[Hub]) -> None:
+        self.store = store
+        self.during_read = during_read
+        self.hub = hub
+
+    async def events_after(self, conversation_id: str, seq: int) -> list[StoredEvent]:
+        answer = self.store.events_after(conversation_id, seq)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        while self.during_read:  # stored and published after the read was answered
+            event = self.store.append(conversation_id, self.during_read.pop(0).frame)
+            self.hub[0].publish(conversation_id, [event])
+        return answer
+
+
+async def test_events_published_while_the_replay_is_read_follow_it_in_order(
+    tmp_path: Path,
+) -> None:
+    """Subscribing registers first, replays, then flushes what came meanwhile: the events
+    published during the (awaited) replay read arrive after it, none lost, none twice."""
     store = ConversationStore(tmp_path / "gateway.db")
     conversation, _ = store.create_conversation(None)
-    events = [store.append(conversation.id, {"type": "message", "author": "bot", "text": str(n)})
-              for n in range(3)]
+    before = bot_events(store, conversation.id, 3)
+    later = [StoredEvent(0, {"type": "message", "author": "bot", "text": t}) for t in "xyz"]
+    hubs: list[Hub] = []
+    hub = Hub(store, None, event_log=SlowLog(store, later, hubs))  # type: ignore[arg-type]
+    hubs.append(hub)
+    follower = Recorder(sent_seq=0)
+    await hub.subscribe(conversation.id, follower, 1)
+    await settled(hub)
+    assert follower.seqs == list(range(before[1].seq, before[0].seq + 6))
+    assert hub._catching_up == {}
+    store.close()
+
+
+async def test_two_gateways_on_one_log_and_one_bus_deliver_each_others_events(
+    tmp_path: Path,
+) -> None:
+    """Two hubs (two gateway processes) on one database file and one bus: a follower on
+    either sees every event in seq order whichever hub stored it, and signals cross."""
+    path = tmp_path / "gateway.db"
+    bus = LocalBus()
+    store_a, store_b = ConversationStore(path), ConversationStore(path)
+    conversation, _ = store_a.create_conversation(None)
+    hub_a = Hub(store_a, None, fanout=bus)  # type: ignore[arg-type]
+    hub_b = Hub(store_b, None, fanout=bus)  # type: ignore[arg-type]
+    on_a, on_b = Recorder(sent_seq=0), Recorder(sent_seq=0)
+    await hub_a.subscribe(conversation.id, on_a, 0)
+    await hub_b.subscribe(conversation.id, on_b, 0)
+    stored = []
+    for n in range(6):
+        store, hub = (store_a, hub_a) if n % 2 else (store_b, hub_b)
+        event = store.append(conversation.id, {"type": "message", "author": "bot",
+                                               "text": str(n)})
+        stored.append(event.seq)
+        hub.publish(conversation.id, [event])
+    await settled(hub_a)
+    await settled(hub_b)
+    assert on_a.seqs == stored and on_b.seqs == stored
+    hub_a.signal(conversation.id, {"type": "typing", "on": True}, "agent")
+    assert on_a.controls == on_b.controls == [{"type": "typing", "on": True}]
+    await hub_a.close()
+    await hub_b.close()
+    hub_a.signal(conversation.id, {"type": "typing", "on": False})
+    assert len(on_b.controls) == 1  # a closed hub no longer listens to the bus
+    store_a.close()
+    store_b.close()
+
+
+async def test_a_notice_from_another_process_makes_a_follower_read_the_log(
+    tmp_path: Path,
+) -> None:
+    """A notice carries no events: the hub reads what its followers lack; a notice ahead
+    of what the log holds yet costs a read and nothing else."""
+    store = ConversationStore(tmp_path / "gateway.db")
+    conversation, _ = store.create_conversation(None)
     hub = Hub(store, None)  # type: ignore[arg-type]
     follower = Recorder(sent_seq=0)
-    hub._subscribers[conversation.id].add(follower)
-    hub.publish(conversation.id, [events[2]])  # live, ahead of the replay
-    hub.subscribe(conversation.id, follower, 0)
-    assert follower.seqs == [e.seq for e in events]
+    await hub.subscribe(conversation.id, follower, 0)
+    events = bot_events(store, conversation.id, 2)  # stored "elsewhere": no publish here
+    hub.stored(conversation.id, events[-1].seq + 5)
+    await settled(hub)
+    assert follower.seqs == [e.seq for e in events] and hub._catching_up == {}
+    later = bot_events(store, conversation.id, 1)
+    hub.publish(conversation.id, later)
+    assert follower.seqs == [e.seq for e in events + later]
     store.close()
