@@ -65,6 +65,7 @@ class ChatSession:
     def __init__(self, hub: Hub, desk: Desk, ws: web.WebSocketResponse,
                  settings: Settings) -> None:
         self.hub = hub
+        self.conversations = hub.conversations
         self.desk = desk
         self.settings = settings
         self.subscriber = Subscriber(ws, last_seq=0)
@@ -120,11 +121,12 @@ class ChatSession:
                     "not_joined", "Send a hello frame first.", getattr(frame, "client_id", None)
                 )
             if isinstance(frame, MessageIn):
-                self._message(conversation_id, frame)
+                await self._message(conversation_id, frame)
             elif isinstance(frame, PageUpdate):
-                self.hub.store.set_page(conversation_id, frame.page.model_dump(exclude_none=True))
+                await self.conversations.set_page(conversation_id,
+                                                  frame.page.model_dump(exclude_none=True))
             elif isinstance(frame, IdentityIn):
-                self._identify(conversation_id, frame.token)
+                await self._identify(conversation_id, frame.token)
             elif isinstance(frame, TypingIn):
                 self.desk.shopper_typing(conversation_id, frame.on)
             elif isinstance(frame, OfflineMessage):
@@ -144,25 +146,25 @@ class ChatSession:
     async def _hello(self, hello: Hello) -> None:
         if self.conversation_id is not None:
             raise ProtocolError("already_joined", "This socket already follows a conversation.")
-        store = self.hub.store
+        store = self.conversations
         page = hello.page.model_dump(exclude_none=True) if hello.page else None
         token = None
         if hello.conversation_id is not None:
-            conversation = store.authenticate(hello.conversation_id, hello.resume_token or "")
+            conversation = await store.authenticate(hello.conversation_id, hello.resume_token or "")
             # A client that claims to have seen events we never sent is talking
             # about another database: resuming would silently skip events.
             if conversation is None or hello.last_seq > conversation.last_seq:
                 raise ResumeRejected()
             if page:
-                store.set_page(conversation.id, page)
+                await store.set_page(conversation.id, page)
             after = hello.last_seq
         else:
-            conversation, token = store.create_conversation(page)
+            conversation, token = await store.create_conversation(page)
             after = 0
             log.info("conversation=%s created", conversation.id)
         self.conversation_id = conversation.id
         if hello.identity is not None:
-            self._identify(conversation.id, hello.identity)
+            await self._identify(conversation.id, hello.identity)
         self.subscriber.push_control(
             welcome_frame(conversation.id, conversation.last_seq, conversation.mode, token)
         )
@@ -174,7 +176,7 @@ class ChatSession:
         # Anything left unanswered (Rasa was down, the gateway restarted) is retried now.
         self.hub.answer_pending(conversation.id)
 
-    def _identify(self, conversation_id: str, token: str) -> None:
+    async def _identify(self, conversation_id: str, token: str) -> None:
         """Trust a customer id only when the shop's signature on it checks out.
 
         A bad token is logged and otherwise ignored: the shopper stays as they
@@ -190,7 +192,7 @@ class ChatSession:
         except IdentityError as error:
             log.warning("conversation=%s identity ignored: %s", conversation_id, error)
             return
-        self.hub.store.set_customer(conversation_id, customer_id)
+        await self.conversations.set_customer(conversation_id, customer_id)
         log.info("conversation=%s verified customer", conversation_id)
 
     def _acknowledge(self, client_id: str, change: Change) -> None:
@@ -198,11 +200,11 @@ class ChatSession:
             ack_frame(client_id, change.events[0].seq, duplicate=not change.new)
         )
 
-    def _message(self, conversation_id: str, message: MessageIn) -> None:
-        store = self.hub.store
+    async def _message(self, conversation_id: str, message: MessageIn) -> None:
+        store = self.conversations
         frame = shopper_message(message.text)
         if message.payload is not None:
-            conversation = store.get(conversation_id)
+            conversation = await store.get(conversation_id)
             if conversation is None or conversation.mode != BOT:
                 raise ProtocolError(
                     "unknown_payload",
@@ -211,18 +213,19 @@ class ChatSession:
                 )
             # Never trust a client's payload: Rasa would read "/intent{...}" as a
             # prediction with entities. Only buttons the bot offered are accepted.
-            if message.payload not in store.recent_buttons(conversation_id):
+            if message.payload not in await store.recent_buttons(conversation_id):
                 raise ProtocolError(
                     "unknown_payload",
                     "That button is not available any more; please type your message.",
                     message.client_id,
                 )
             frame["payload"] = message.payload
-        event, new = store.append_shopper_message(conversation_id, message.client_id, frame)
+        event, new = await store.append_shopper_message(conversation_id, message.client_id,
+                                                        frame)
         self.subscriber.push_control(ack_frame(message.client_id, event.seq, duplicate=not new))
         if new:
             self.hub.publish(conversation_id, [event])
-            self.hub.shopper_message(conversation_id, event)
+            await self.hub.shopper_message(conversation_id, event)
 
     async def close(self) -> None:
         if self.conversation_id is not None:

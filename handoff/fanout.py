@@ -9,9 +9,10 @@ the :class:`EventLog` (a notice carries no events, so a lost or late one costs a
 never an event). Control frames that are not stored (typing, queue positions) travel as
 signals: losing one costs nothing.
 
-Today's implementations: :class:`SqliteEventLog` over the gateway database, and
-:class:`LocalBus`, which connects the hubs of one process (one hub in production; two in
-the tests that play two gateways). A Postgres log would announce with ``pg_notify`` in the
+Today's implementations: the gateway database's log
+(``handoff.db.conversations.SqliteConversations`` is one), and :class:`LocalBus`, which
+connects the hubs of one process (one hub in production; two in the tests that play two
+gateways). A Postgres log would announce with ``pg_notify`` in the
 storing transaction and a Redis bus carry the signals; the hub does not change.
 """
 
@@ -20,9 +21,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from handoff.db.conversations import ConversationStore, StoredEvent
+from handoff.db.conversations import StoredEvent
 
-__all__ = ["EventLog", "Fanout", "Listener", "LocalBus", "SqliteEventLog"]
+__all__ = ["EventLog", "Fanout", "Listener", "LocalBus"]
 
 
 class EventLog(Protocol):
@@ -54,17 +55,6 @@ class Fanout(Protocol):
     def signal(self, conversation_id: str, frame: dict[str, Any], role: str | None) -> None:
         """Show ``frame`` to the conversation's followers (of ``role``, or all)."""
         ...
-
-
-class SqliteEventLog:
-    """The gateway database's event log. A read is one indexed query on a local file,
-    well under a millisecond, so it runs on the event loop; a networked log awaits."""
-
-    def __init__(self, store: ConversationStore) -> None:
-        self.store = store
-
-    async def events_after(self, conversation_id: str, seq: int) -> list[StoredEvent]:
-        return self.store.events_after(conversation_id, seq)
 
 
 class LocalBus:

@@ -21,9 +21,16 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from handoff.agent_protocol import event_frame
-from handoff.db.conversations import BOT, PENDING, ConversationStore, StoredEvent
+from handoff.db.conversations import (
+    BOT,
+    PENDING,
+    Conversations,
+    ConversationStore,
+    SqliteConversations,
+    StoredEvent,
+)
 from handoff.exceptions import ProtocolError, RasaUnavailable
-from handoff.fanout import EventLog, Fanout, LocalBus, SqliteEventLog
+from handoff.fanout import EventLog, Fanout, LocalBus
 from handoff.protocol import error_frame, system_message, typing_frame
 from handoff.rasa_bridge import Bot, replies_to_frames
 
@@ -152,7 +159,9 @@ class Hub:
                  fanout: Fanout | None = None) -> None:
         self.store = store
         self.bridge = bridge
-        self.event_log: EventLog = event_log or SqliteEventLog(store)
+        #: The store as the sockets and the bot turns use it (awaited).
+        self.conversations: Conversations = SqliteConversations(store)
+        self.event_log: EventLog = event_log or self.conversations
         self.fanout: Fanout = fanout or LocalBus()
         self._stop_listening = self.fanout.listen(self)
         self._catching_up: dict[Follower, _CatchUp] = {}
@@ -281,14 +290,14 @@ class Hub:
         """Start (in the background) answering the conversation's pending shopper messages."""
         self._spawn(self._answer_pending(conversation_id))
 
-    def shopper_message(self, conversation_id: str, message: StoredEvent) -> None:
+    async def shopper_message(self, conversation_id: str, message: StoredEvent) -> None:
         """A new shopper message is stored: the bot answers it, or, when it was stored
         while a person had the chat, it only goes into Rasa's tracker (in the background).
 
         The tracker copy is a record, not a promise: a gateway that dies before
         writing it leaves it out, and the message stays with the person.
         """
-        if self.store.bot_state(conversation_id, message.seq) == PENDING:
+        if await self.conversations.bot_state(conversation_id, message.seq) == PENDING:
             self.answer_pending(conversation_id)
         else:
             self._spawn(self._record_for_person(conversation_id, message))
@@ -313,7 +322,8 @@ class Hub:
     async def _answer_pending(self, conversation_id: str) -> None:
         # One turn at a time per conversation keeps replies in message order.
         async with self._locks[conversation_id]:
-            answer, skipped = split_backlog(self.store.pending_messages(conversation_id))
+            pending = await self.conversations.pending_messages(conversation_id)
+            answer, skipped = split_backlog(pending)
             if skipped:
                 log.info("conversation=%s backlog of %d: answering only seq=%s",
                          conversation_id, skipped + 1, answer[0].seq)
@@ -345,16 +355,17 @@ class Hub:
         self, conversation_id: str, message: StoredEvent, skipped: int = 0
     ) -> bool:
         """Answer one message (and let ``skipped`` older pending ones go); False: retry later."""
-        conversation = self.store.get(conversation_id)
+        conversation = await self.conversations.get(conversation_id)
         if conversation is None:
             return False
-        if self.store.bot_state(conversation_id, message.seq) != PENDING:
+        if await self.conversations.bot_state(conversation_id, message.seq) != PENDING:
             return True  # let go meanwhile: the chat was closed, or a backlog cut
         text = message.frame.get("payload") or message.frame["text"]
         if conversation.mode != BOT:
             # A person took the chat before the bot got to it: the message is theirs
             # (and so is any older backlog). Rasa only records it.
-            self.store.skip_pending(conversation_id, message.seq, older=skipped > 0)
+            await self.conversations.skip_pending(conversation_id, message.seq,
+                                                  older=skipped > 0)
             await self._record(conversation_id, message)
             return True
         metadata = {
@@ -392,7 +403,8 @@ class Hub:
         frames = replies_to_frames(replies, reply_to=message.seq)
         if skipped:
             frames.insert(0, _backlog_notice(skipped))
-        events = self.store.answer(conversation_id, message.seq, frames, skip_older=skipped > 0)
+        events = await self.conversations.answer(conversation_id, message.seq, frames,
+                                                 skip_older=skipped > 0)
         log.info("conversation=%s seq=%s answered with %d events", conversation_id,
                  message.seq, len(events))
         self.publish(conversation_id, events)

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlite_utils
 
@@ -34,6 +34,8 @@ __all__ = [
     "Change",
     "Conversation",
     "ConversationStore",
+    "Conversations",
+    "SqliteConversations",
     "Statement",
     "StoredEvent",
     "hash_token",
@@ -472,3 +474,89 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+class Conversations(Protocol):
+    """What the shopper sockets and the bot turns ask of the conversation store, awaited,
+    so that a networked database can stand behind it (a gateway process among several
+    would use one). :class:`SqliteConversations` is today's."""
+
+    async def create_conversation(self, page: dict[str, Any] | None
+                                  ) -> tuple[Conversation, str]: ...
+
+    async def authenticate(self, conversation_id: str, token: str) -> Conversation | None: ...
+
+    async def get(self, conversation_id: str) -> Conversation | None: ...
+
+    async def set_page(self, conversation_id: str, page: dict[str, Any]) -> None: ...
+
+    async def set_customer(self, conversation_id: str, customer_id: str) -> None: ...
+
+    async def append_shopper_message(self, conversation_id: str, client_id: str,
+                                     frame: dict[str, Any]) -> tuple[StoredEvent, bool]: ...
+
+    async def events_after(self, conversation_id: str, seq: int) -> list[StoredEvent]: ...
+
+    async def recent_buttons(self, conversation_id: str) -> set[str]: ...
+
+    async def pending_messages(self, conversation_id: str) -> list[StoredEvent]: ...
+
+    async def bot_state(self, conversation_id: str, message_seq: int) -> str | None: ...
+
+    async def answer(self, conversation_id: str, message_seq: int,
+                     replies: list[dict[str, Any]], *, skip_older: bool = False
+                     ) -> list[StoredEvent]: ...
+
+    async def skip_pending(self, conversation_id: str, message_seq: int, *,
+                           older: bool = False) -> None: ...
+
+
+class SqliteConversations:
+    """:class:`ConversationStore` behind :class:`Conversations`. Each call is one short
+    transaction on a local file (tens of microseconds), so it runs on the event loop: a
+    thread would need a lock around SQLite's one connection and cost more than the query.
+    """
+
+    def __init__(self, store: ConversationStore) -> None:
+        self.store = store
+
+    async def create_conversation(self, page: dict[str, Any] | None
+                                  ) -> tuple[Conversation, str]:
+        return self.store.create_conversation(page)
+
+    async def authenticate(self, conversation_id: str, token: str) -> Conversation | None:
+        return self.store.authenticate(conversation_id, token)
+
+    async def get(self, conversation_id: str) -> Conversation | None:
+        return self.store.get(conversation_id)
+
+    async def set_page(self, conversation_id: str, page: dict[str, Any]) -> None:
+        self.store.set_page(conversation_id, page)
+
+    async def set_customer(self, conversation_id: str, customer_id: str) -> None:
+        self.store.set_customer(conversation_id, customer_id)
+
+    async def append_shopper_message(self, conversation_id: str, client_id: str,
+                                     frame: dict[str, Any]) -> tuple[StoredEvent, bool]:
+        return self.store.append_shopper_message(conversation_id, client_id, frame)
+
+    async def events_after(self, conversation_id: str, seq: int) -> list[StoredEvent]:
+        return self.store.events_after(conversation_id, seq)
+
+    async def recent_buttons(self, conversation_id: str) -> set[str]:
+        return self.store.recent_buttons(conversation_id)
+
+    async def pending_messages(self, conversation_id: str) -> list[StoredEvent]:
+        return self.store.pending_messages(conversation_id)
+
+    async def bot_state(self, conversation_id: str, message_seq: int) -> str | None:
+        return self.store.bot_state(conversation_id, message_seq)
+
+    async def answer(self, conversation_id: str, message_seq: int,
+                     replies: list[dict[str, Any]], *, skip_older: bool = False
+                     ) -> list[StoredEvent]:
+        return self.store.answer(conversation_id, message_seq, replies, skip_older=skip_older)
+
+    async def skip_pending(self, conversation_id: str, message_seq: int, *,
+                           older: bool = False) -> None:
+        self.store.skip_pending(conversation_id, message_seq, older=older)

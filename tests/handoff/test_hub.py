@@ -4,11 +4,17 @@ follower gets a conversation's events in seq order without a gap."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from handoff.db.conversations import ConversationStore, StoredEvent
+import pytest
+from websockets.asyncio.client import connect
+
+from handoff.db.conversations import ConversationStore, SqliteConversations, StoredEvent
 from handoff.fanout import LocalBus
 from handoff.hub import BACKLOG_LIMIT, Hub, split_backlog
+from tests.conftest import ChatClient
 
 
 def pending(n: int) -> list[StoredEvent]:
@@ -167,3 +173,56 @@ async def test_a_notice_from_another_process_makes_a_follower_read_the_log(
     hub.publish(conversation.id, later)
     assert follower.seqs == [e.seq for e in events + later]
     store.close()
+
+
+class YieldingConversations(SqliteConversations):
+    """The gateway database, but every call lets other tasks run first, as a networked
+    database would: the sockets and bot turns must not rely on "no await in between"."""
+
+
+def _yielding(name: str) -> Callable[..., Any]:
+    inner = getattr(SqliteConversations, name)
+
+    async def call(self: SqliteConversations, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.001)
+        return await inner(self, *args, **kwargs)
+    return call
+
+
+for _name in [n for n in vars(SqliteConversations) if not n.startswith("_")]:
+    setattr(YieldingConversations, _name, _yielding(_name))
+
+
+async def test_a_store_that_awaits_keeps_every_socket_in_order_and_loses_nothing(
+    make_scripted_gateway: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two tabs of one conversation, the second joining while the first sends a burst:
+    each sees every event once and in seq order (ChatClient checks), every message is
+    answered once."""
+    monkeypatch.setattr("handoff.hub.SqliteConversations", YieldingConversations)
+    async with make_scripted_gateway() as gateway, connect(gateway.url) as ws1:
+        first = ChatClient(ws1)
+        await first.hello()
+        for n in range(6):
+            await first.say(f"hello {n}")
+        async with connect(gateway.url) as ws2:
+            second = ChatClient(ws2)
+            await second.hello(conversation_id=first.conversation_id,
+                               resume_token=first.resume_token, last_seq=0)
+            for n in range(6, 10):
+                await second.say(f"hello {n}")
+
+            def answered(frames: list[dict[str, Any]]) -> set[int]:
+                return {f["reply_to"] for f in frames if f.get("reply_to") is not None}
+
+            seen: dict[str, list[dict[str, Any]]] = {"first": [], "second": []}
+            for name, client in (("first", first), ("second", second)):
+                while len(answered(seen[name])) < 10:
+                    seen[name].append(await client.recv(timeout=10))
+            shopper_seqs = {f["seq"] for f in seen["first"]
+                            if f.get("type") == "message" and f["author"] == "shopper"}
+            assert len(shopper_seqs) == 10 and answered(seen["first"]) == shopper_seqs
+            assert first.last_seq <= second.last_seq  # the second saw the replay too
+    # Each message was answered once: no second bot turn for any of them.
+    replies = [e for e in gateway.bot.trackers[first.conversation_id] if e["event"] == "user"]
+    assert len(replies) == 10
