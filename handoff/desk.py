@@ -220,7 +220,7 @@ class Desk:
                 await self._open_handoff(handoff)
 
     async def _open_handoff(self, handoff: Handoff) -> None:
-        conversation = self.store.get(handoff.conversation_id)
+        conversation = await self.hub.conversations.get(handoff.conversation_id)
         if conversation is None:
             return
         if not self.rota.online() and time.time() < self._reconnect_until:
@@ -235,7 +235,7 @@ class Desk:
             tracker = None
         context = build_context(
             handoff.conversation_id,
-            self.store.events_after(handoff.conversation_id, 0),
+            await self.hub.conversations.events_after(handoff.conversation_id, 0),
             tracker,
             conversation.page,
             {"reason": handoff.reason, "trigger": handoff.trigger},
@@ -433,7 +433,7 @@ class Desk:
     async def _open_view(self, connection: AgentConnection, conversation_id: str,
                          last_seq: int) -> None:
         handoff = self.desk.current(conversation_id)
-        conversation = self.store.get(conversation_id)
+        conversation = await self.hub.conversations.get(conversation_id)
         if conversation is None or not decisions.may_view(connection.agent, handoff):
             raise ProtocolError(
                 "forbidden", "You can open chats in the queue and chats assigned to you."
