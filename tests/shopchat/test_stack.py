@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
+import uuid
 import urllib.request
 from pathlib import Path
 
@@ -36,6 +38,27 @@ async def test_up_is_ready_answers_hi_and_stops_all_three_on_ctrl_c(stack: Stack
         while not is_bot_message(frame := json.loads(await ws.recv())):
             pass
         assert frame["text"].startswith("Hi!")
+
+
+async def test_rasa_keeps_each_turn_in_the_tracker_file_in_wal_mode(stack: StackHandle) -> None:
+    """endpoints.yml names our tracker store; were it not importable, Rasa would only warn
+    and keep trackers in memory, losing them on every restart."""
+    async with connect(f"ws://127.0.0.1:{stack.settings.port}/ws/chat") as ws:
+        await ws.send(json.dumps({"type": "hello"}))
+        conversation_id = json.loads(await ws.recv())["conversation_id"]
+        text = f"hi {uuid.uuid4().hex[:6]}"
+        await ws.send(json.dumps({"type": "message", "client_id": "m1", "text": text}))
+        while not is_bot_message(json.loads(await ws.recv())):
+            pass
+    tracker = sqlite3.connect(f"file:{stack.settings.tracker_db}?mode=ro", uri=True)
+    try:
+        assert tracker.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        texts = [json.loads(data).get("text") for (data,) in tracker.execute(
+            "SELECT data FROM events WHERE sender_id = ? AND type_name = 'user'",
+            [conversation_id])]
+    finally:
+        tracker.close()
+    assert texts == [text]
 
 
 def test_ctrl_c_stops_every_process(trained_model: Path, tmp_path: Path) -> None:
