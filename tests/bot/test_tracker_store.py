@@ -51,6 +51,9 @@ async def main():
     with ours.engine.connect() as c:
         out["journal_mode"] = c.exec_driver_sql("PRAGMA journal_mode").scalar()
         out["synchronous"] = c.exec_driver_sql("PRAGMA synchronous").scalar()
+        first = c.connection.dbapi_connection
+    with ours.engine.connect() as c:
+        out["kept_open"] = c.connection.dbapi_connection is first
 
     tracker = DialogueStateTracker("anna", domain.slots)
     tracker.update(ActionExecuted("action_session_start"))
@@ -114,6 +117,8 @@ def test_the_tuned_store_reads_and_writes_what_rasas_own_store_does(tmp_path: Pa
     # WAL and synchronous=NORMAL (1): a commit no longer waits for fsyncs.
     assert out["journal_mode"] == "wal"
     assert out["synchronous"] == 1
+    # One connection kept, not one opened and closed (with a checkpoint) per session.
+    assert out["kept_open"]
     # Rows written by either store are read back identically by both.
     assert out["same_events"] and out["same_state"]
     # The latest session: SessionStarted, action_listen and two turns (4 + 5 events).
