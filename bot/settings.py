@@ -7,6 +7,7 @@ else reads ``os.environ``.
 from __future__ import annotations
 
 import os
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal
 
@@ -165,6 +166,43 @@ class Settings(BaseSettings):
         2.0, gt=0, description="Seconds before the first retry; doubled after each failure."
     )
     webhook_timeout: float = Field(10.0, gt=0, description="Seconds per webhook request.")
+    smtp_host: str | None = Field(
+        None, description="The SMTP server mail is sent through. Unset: no mail is sent, "
+        "and agents cannot answer tickets by email.",
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="The SMTP server's port.")
+    smtp_username: str | None = Field(None, description="SMTP sign-in name, if it needs one.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_starttls: bool = Field(
+        True, description="Upgrade the connection with STARTTLS (required: refuse to send "
+        "over a server that does not offer it).",
+    )
+    smtp_tls: bool = Field(
+        False, description="Implicit TLS from the first byte (usually port 465); "
+        "smtp_starttls is then not used.",
+    )
+    smtp_timeout: float = Field(30.0, gt=0, description="Seconds per SMTP conversation.")
+    mail_from: str | None = Field(
+        None, description="The From of every mail, e.g. 'Trailhead support "
+        "<help@shop.example>'; needed with smtp_host.",
+    )
+    mail_reply_to: str | None = Field(
+        None, description="The mailbox replies come back to; each ticket's reply address "
+        "is its local part plus '+TOKEN' (reply+TOKEN@domain). Unset: mail_from's address.",
+    )
+    mail_max_attempts: int = Field(10, ge=1, le=30, description="Sends tried per mail.")
+    mail_retry_base: float = Field(
+        30.0, gt=0, description="Seconds before a mail's first retry; doubled after each "
+        "failure.",
+    )
+    inbound_mail_secret: SecretStr | None = Field(
+        None, description="Shared secret of the inbound mail endpoint's HMAC-SHA256 "
+        "signature (at least 32 bytes). Unset: the endpoint is off.",
+    )
+    inbound_mail_max_bytes: int = Field(
+        5_000_000, ge=10_000, description="Largest raw message the inbound mail endpoint "
+        "takes, in bytes.",
+    )
     retention_days: float | None = Field(
         None, gt=0,
         description="Delete conversations (transcripts, tickets, KB log, Rasa tracker) last "
@@ -180,7 +218,7 @@ class Settings(BaseSettings):
     )
 
     @field_validator("identity_secret", "rasa_token", "shop_api_token", "webhook_secret",
-                     mode="before")
+                     "smtp_password", "inbound_mail_secret", mode="before")
     @classmethod
     def _empty_secret_is_none(cls, value: object) -> object:
         # SHOPCHAT_IDENTITY_SECRET= (set but empty) must not become a secret anyone can guess.
@@ -222,6 +260,26 @@ class Settings(BaseSettings):
         if self.webhook_urls and self.webhook_secret is None:
             raise ValueError("webhook_urls need a webhook_secret (SHOPCHAT_WEBHOOK_SECRET) so "
                              "receivers can check the signature")
+        return self
+
+    @field_validator("inbound_mail_secret")
+    @classmethod
+    def _long_enough_for_hmac(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"inbound_mail_secret (SHOPCHAT_INBOUND_MAIL_SECRET) must be at "
+                             f"least {MIN_SECRET_BYTES} bytes; make one with: python -c "
+                             "'import secrets; print(secrets.token_urlsafe(32))'")
+        return value
+
+    @model_validator(mode="after")
+    def _mail_is_complete(self) -> Settings:
+        if self.smtp_host and not self.mail_from:
+            raise ValueError("smtp_host needs mail_from (SHOPCHAT_MAIL_FROM), the address "
+                             "mail is sent from")
+        for name in ("mail_from", "mail_reply_to"):
+            value = getattr(self, name)
+            if value is not None and "@" not in parseaddr(value)[1]:
+                raise ValueError(f"{name} {value!r} is not an email address")
         return self
 
     @field_validator("log_level")

@@ -32,6 +32,7 @@ __all__ = [
     "Presence",
     "Reply",
     "TicketDone",
+    "TicketReply",
     "Transfer",
     "Typing",
     "agent_welcome_frame",
@@ -117,20 +118,29 @@ class TicketDone(_Frame):
     ticket_id: RowId
 
 
+class TicketReply(_Frame):
+    """An answer to an offline message, stored in its conversation and sent by mail."""
+
+    type: Literal["ticket_reply"]
+    ticket_id: RowId
+    client_id: ClientId
+    text: str
+
+
 class AgentPing(_Frame):
     type: Literal["ping"]
 
 
 AgentFrame = (
     Auth | Presence | Open | Unwatch | Claim | Reply | Typing | Transfer | Handback | Close
-    | TicketDone | AgentPing
+    | TicketDone | TicketReply | AgentPing
 )
 _adapter: TypeAdapter[AgentFrame] = TypeAdapter(
     Annotated[AgentFrame, Field(discriminator="type")]
 )
 _KNOWN = (
     "auth", "presence", "open", "unwatch", "claim", "message", "note", "typing", "transfer",
-    "handback", "close", "ticket_done", "ping",
+    "handback", "close", "ticket_done", "ticket_reply", "ping",
 )
 
 
@@ -147,10 +157,12 @@ def agent_welcome_frame(agent: dict[str, Any], presence: str, canned: list[dict[
 def console_state(
     queued: Sequence[Handoff], limit: int, loads: Mapping[str, int],
     agents: Sequence[tuple[dict[str, Any], str]], tickets: Sequence[Ticket], now: float,
+    mail: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """What every console shows alike: the first ``limit`` queued chats (in queue order)
     with their place and wait so far, the queue's length, every agent with presence and
-    load, and the open tickets."""
+    load, the open tickets, and the mail not delivered yet (``pending``) or given up
+    (``failed``)."""
     queue = [{**handoff.summary(), "position": position,
               "waited": round(now - handoff.queued_at, 1)}
              for position, handoff in enumerate(queued[:limit], start=1)]
@@ -161,6 +173,11 @@ def console_state(
                    for info, presence in agents],
         "tickets": [{"id": t.id, "conversation_id": t.conversation_id, "email": t.email,
                      "message": t.message, "created_at": t.created_at} for t in tickets],
+        "mail": [{"id": m["id"], "kind": m["kind"], "ticket_id": m["ticket_id"],
+                  "conversation_id": m["conversation_id"], "to": m["recipient"],
+                  "subject": m["subject"], "attempts": m["attempts"],
+                  "status": "failed" if m["failed_at"] is not None else "pending",
+                  "next_at": m["next_at"], "error": m["last_error"]} for m in mail],
     }
 
 
@@ -196,7 +213,9 @@ def unassigned_frame(conversation_id: str, reason: str) -> dict[str, Any]:
     return {"type": "unassigned", "conversation_id": conversation_id, "reason": reason}
 
 
-def alert_frame(kind: str, conversation_id: str, handoff_id: int, text: str) -> dict[str, Any]:
+def alert_frame(kind: str, conversation_id: str, handoff_id: int | None, text: str
+                ) -> dict[str, Any]:
+    """Every signed-in agent is told (``handoff_id`` is null for a ticket opened by mail)."""
     return {"type": "alert", "kind": kind, "conversation_id": conversation_id,
             "handoff_id": handoff_id, "text": text}
 
@@ -221,6 +240,6 @@ def reply_ack_frame(conversation_id: str, client_id: str, duplicate: bool, *,
 def parse_agent_frame(raw: str | bytes) -> AgentFrame:
     """Validate one frame from an agent's socket, or raise ``ProtocolError``."""
     frame: AgentFrame = parse_frame(raw, _adapter, _KNOWN)
-    if isinstance(frame, Reply):
+    if isinstance(frame, Reply | TicketReply):
         check_text(frame.text, frame.client_id)
     return frame

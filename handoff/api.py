@@ -136,9 +136,12 @@ OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "shopchat integration API", "version": "1",
              "description": "Read-only access to conversations, transcripts, offline tickets "
-                            "and support figures. Events are pushed by webhooks "
-                            "(docs/webhooks.md)."},
-    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+                            "and support figures, and the inbound mail endpoint. Events are "
+                            "pushed by webhooks (docs/webhooks.md)."},
+    "components": {"securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer"},
+        "mail_signature": {"type": "apiKey", "in": "header", "name": "X-Shopchat-Signature",
+                           "description": "sha256=<hex HMAC-SHA256 of the raw body>"}}},
     "paths": {
         "/api/v1/conversations": _get("Conversations, most recently active first",
                                       _params(ConversationsQuery), "conversations"),
@@ -151,6 +154,16 @@ OPENAPI: dict[str, Any] = {
                                 "tickets"),
         "/api/v1/metrics": _get("The support figures of `shopchat report`",
                                 _params(MetricsQuery), "the report"),
+        "/api/v1/inbound-mail": {"post": {
+            "summary": "A received mail (raw RFC 5322), signed with X-Shopchat-Signature: "
+                       "sha256=<hex HMAC-SHA256 of the body with SHOPCHAT_INBOUND_MAIL_SECRET>"
+                       "; a reply joins its ticket's conversation (docs/email.md)",
+            "security": [{"mail_signature": []}],
+            "requestBody": {"required": True, "content": {"message/rfc822": {
+                "schema": {"type": "string", "format": "binary"}}}},
+            "responses": {"200": {"description": "appended, new_ticket or ignored",
+                                  "content": {"application/json": {}}},
+                          "400": _ERROR, "401": _ERROR, "404": _ERROR, "413": _ERROR}}},
         "/api/v1/openapi.json": {"get": {"summary": "This document",
                                          "responses": {"200": {"description": "OpenAPI 3.1"}}}},
     },

@@ -19,6 +19,7 @@ from handoff.db.conversations import ConversationStore
 from handoff.desk import Desk, load_canned
 from handoff.http import AUTHORITIES, auth_middleware, problem_middleware, quiet_client_errors
 from handoff.hub import Hub
+from handoff.mail import Mailer
 from handoff.rasa_bridge import Bot, RasaBridge
 from handoff.webhooks import Webhooks
 
@@ -45,11 +46,13 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         session, settings.rasa_url, settings.action_url, token, settings.rasa_timeout)
     hub = Hub(store, bridge)
     webhooks = Webhooks(store, settings)
+    mailer = Mailer(store, settings)
     desk = Desk(store, hub, bridge, settings, load_canned(settings.canned_responses_path),
-                webhooks)
+                webhooks, mailer)
     app[HUB] = hub
     app[DESK] = desk
     await webhooks.start()
+    await mailer.start()
     await desk.start()
     retention = asyncio.create_task(_retention(settings)) if settings.retention_days else None
     yield
@@ -59,6 +62,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             await retention
     await desk.close()
     await webhooks.close()
+    await mailer.close()
     await hub.close()
     await session.close()
     store.close()
@@ -165,10 +169,12 @@ def create_app(settings: Settings, bot: Bot | None = None) -> web.Application:
     app.router.add_post("/api/agents/logout", agent_logout)
     from handoff.admin import add_admin_routes
     from handoff.api import add_api_routes
+    from handoff.inbound_mail import add_inbound_mail_routes
     from handoff.static import add_static_routes
 
     add_api_routes(app, HUB, SETTINGS)
     add_admin_routes(app, DESK, SETTINGS)
+    add_inbound_mail_routes(app, DESK, SETTINGS)
     add_static_routes(app, settings)
     return app
 

@@ -37,6 +37,7 @@ from handoff.handoff_states import (
     HandoffState,
     OfflineMessage,
     Step,
+    Ticket,
     Webhook,
 )
 from handoff.protocol import (
@@ -56,6 +57,8 @@ if TYPE_CHECKING:  # a record type only: the core does not reach the agents' tab
 
 __all__ = [
     "Alert",
+    "TicketAnswer",
+    "answer_ticket",
     "assign",
     "claim",
     "end",
@@ -145,9 +148,10 @@ def claim(agent: Agent, handoff: Handoff | None, load: int, now: float) -> Step:
     return assign(handoff, agent, now)
 
 
-def may_view(agent: Agent, handoff: Handoff | None) -> bool:
-    """Admins see every chat; agents the queue, their own chats, and the ones they ended."""
-    if agent.role == "admin":
+def may_view(agent: Agent, handoff: Handoff | None, *, open_ticket: bool = False) -> bool:
+    """Admins see every chat; agents the queue, their own chats, the ones they ended, and
+    conversations with an open offline message (to answer it)."""
+    if agent.role == "admin" or open_ticket:
         return True
     if handoff is None:
         return False
@@ -220,6 +224,32 @@ def requeue(handoff: Handoff, agent_id: str, agent_name: str) -> Step:
         system_message(f"{agent_name} got disconnected. I'm connecting you with someone else "
                        "from the team; they will see the whole conversation."),
     ], agent_id=agent_id, values={"agent_id": None, "assigned_at": None})
+
+
+@dataclass(frozen=True)
+class TicketAnswer:
+    """An agent's answer to an offline message: the events stored in the ticket's
+    conversation (the shopper reads it there too when they come back) and the mail."""
+
+    ticket: Ticket
+    frames: list[dict[str, Any]]
+    #: The agent's frame, so that a resent answer is stored and mailed once.
+    client_id: str
+    agent_name: str
+    text: str
+
+
+def answer_ticket(agent: Agent, ticket: Ticket | None, client_id: str, text: str, *,
+                  mail_on: bool) -> TicketAnswer:
+    """Any agent may answer an open offline message by mail, once per ``client_id``."""
+    if not mail_on:
+        raise ProtocolError("mail_off", "Email is not set up on this gateway "
+                            "(SHOPCHAT_SMTP_HOST): answer from your own mail client.", client_id)
+    if ticket is None or ticket.status != "open":
+        raise ProtocolError("unknown_ticket", "That ticket is already done or unknown.",
+                            client_id)
+    frame = {**agent_message(agent.name, text), "via": "email"}
+    return TicketAnswer(ticket, [frame], f"agent:{agent.id}:{client_id}", agent.name, text)
 
 
 # -- what shoppers do around a handoff --------------------------------------------

@@ -39,6 +39,7 @@ from handoff.agent_protocol import (
     Presence,
     Reply,
     TicketDone,
+    TicketReply,
     Transfer,
     Typing,
     Unwatch,
@@ -56,9 +57,11 @@ from handoff.context import build_context
 from handoff.db.agents import Agent, AgentStore
 from handoff.db.conversations import Change, ConversationStore, Statement
 from handoff.db.desk import DeskStore
+from handoff.db.mail import MailOutbox, MailStore
 from handoff.exceptions import ProtocolError, RasaUnavailable
 from handoff.handoff_states import Handoff, Step, Webhook
 from handoff.hub import AgentView, Hub, Subscriber
+from handoff.mail import Mailer
 from handoff.protocol import pong_frame, typing_frame
 from handoff.rasa_bridge import Bot
 from handoff.routing import Rota, estimate_wait, handle_time, pick_agent, priority_for
@@ -119,9 +122,13 @@ class Desk:
         settings: Settings,
         canned: list[CannedResponse],
         webhooks: Webhooks | None = None,
+        mailer: Mailer | None = None,
     ) -> None:
         self.store = store
         self.webhooks = webhooks
+        self.mailer = mailer
+        if mailer is not None:
+            mailer.on_change = self._changed  # consoles show mail pending or failed
         self.hub = hub
         self.bridge = bridge
         self.settings = settings
@@ -391,8 +398,10 @@ class Desk:
 
     def _alert(self, alert: decisions.Alert) -> None:
         """Tell every signed-in agent (online or away): the console beeps and notifies."""
-        frame = alert_frame(alert.kind, alert.handoff.conversation_id, alert.handoff.id,
-                            alert.text)
+        self._tell_everyone(alert_frame(alert.kind, alert.handoff.conversation_id,
+                                        alert.handoff.id, alert.text))
+
+    def _tell_everyone(self, frame: dict[str, Any]) -> None:
         for connections in self._connections.values():
             for connection in connections:
                 connection.send(frame)
@@ -423,6 +432,8 @@ class Desk:
             self._transfer(agent, frame.conversation_id, frame.agent_id)
         elif isinstance(frame, Handback | Close):
             await self._end(agent, frame)
+        elif isinstance(frame, TicketReply):
+            self._answer_ticket(connection, frame)
         elif isinstance(frame, TicketDone):
             if not self.desk.close_ticket(frame.ticket_id):
                 raise ProtocolError("unknown_ticket", "That ticket is already done or unknown.")
@@ -434,7 +445,9 @@ class Desk:
                          last_seq: int) -> None:
         handoff = self.desk.current(conversation_id)
         conversation = await self.hub.conversations.get(conversation_id)
-        if conversation is None or not decisions.may_view(connection.agent, handoff):
+        open_ticket = any(t.conversation_id == conversation_id for t in self.desk.open_tickets())
+        if conversation is None or not decisions.may_view(connection.agent, handoff,
+                                                          open_ticket=open_ticket):
             raise ProtocolError(
                 "forbidden", "You can open chats in the queue and chats assigned to you."
             )
@@ -476,6 +489,34 @@ class Desk:
             raise ProtocolError("not_your_chat", decisions.NOT_YOURS, frame.client_id)
         connection.send(reply_ack_frame(frame.conversation_id, frame.client_id, not change.new,
                                         seq=change.events[0].seq))
+
+    def _answer_ticket(self, connection: AgentConnection, frame: TicketReply) -> None:
+        """Answer an offline message by mail: stored in its conversation with the mail."""
+        mail = MailStore(self.store)
+        answer = decisions.answer_ticket(
+            connection.agent, mail.ticket(frame.ticket_id), frame.client_id, frame.text,
+            mail_on=self.mailer is not None and self.mailer.enabled)
+        assert self.mailer is not None
+        change = self.mailer.store_answer(mail, answer, time.time())
+        if change is None:
+            raise ProtocolError("unknown_ticket", "That ticket is already done or unknown.",
+                                frame.client_id)
+        conversation_id = answer.ticket.conversation_id
+        self._announce(conversation_id, change)
+        self.mailer.wake()
+        connection.send(reply_ack_frame(conversation_id, frame.client_id, not change.new,
+                                        seq=change.events[0].seq))
+        self._changed()
+
+    def mail_received(self, conversation_id: str, change: Change, text: str) -> None:
+        """A shopper's mail joined a conversation or opened a ticket: consoles following
+        it see it live, and every agent is alerted."""
+        self._announce(conversation_id, change)
+        if change.new:
+            handoff = self.desk.current(conversation_id)
+            self._tell_everyone(alert_frame("ticket", conversation_id,
+                                            handoff.id if handoff else None, text))
+            self._changed()
 
     def _transfer(self, agent: Agent, conversation_id: str, to_agent_id: str) -> None:
         target = self.rota.agents.get(to_agent_id)
@@ -587,7 +628,7 @@ class Desk:
             self.desk.queued(), QUEUE_LIST_LIMIT, self.desk.loads(),
             [(_agent_info(agent), self.rota.presence_of(agent.id))
              for agent in self.accounts.all()],
-            self.desk.open_tickets(), time.time())
+            self.desk.open_tickets(), time.time(), MailOutbox(self.store).waiting())
 
     def _state_for(self, agent_id: str, shared: dict[str, Any]) -> dict[str, Any]:
         chats = [h.summary() for h in self.desk.assigned(agent_id)]

@@ -13,8 +13,6 @@ survive a gateway restart because they are rows, not memory.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -28,6 +26,7 @@ import aiohttp
 from bot.settings import Settings
 from handoff.db.conversations import ConversationStore, Statement
 from handoff.db.outbox import Outbox
+from handoff.delivery import RetryingSender
 
 __all__ = ["EVENTS", "Webhooks", "sign"]
 
@@ -45,18 +44,16 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-class Webhooks:
+class Webhooks(RetryingSender):
     def __init__(self, store: ConversationStore, settings: Settings) -> None:
+        super().__init__(Outbox(store), settings.webhook_max_attempts,
+                         settings.webhook_retry_base, log)
         self.store = store
         self.urls = list(settings.webhook_urls)
         self.secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret \
             else ""
-        self.max_attempts = settings.webhook_max_attempts
-        self.base_delay = settings.webhook_retry_base
         self.timeout = settings.webhook_timeout
         self.outbox = Outbox(store)
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
 
     def rows(self, event: str, data: dict[str, Any]) -> list[Statement]:
@@ -71,10 +68,6 @@ class Webhooks:
                           separators=(",", ":"), default=str)
         return Outbox.rows(delivery_id, event, body, self.urls)
 
-    def wake(self) -> None:
-        """New rows are in the outbox: deliver them now."""
-        self._wake.set()
-
     def emit(self, event: str, data: dict[str, Any]) -> None:
         """Queue ``event`` for every URL on its own (not part of a change)."""
         self.outbox.add(self.rows(event, data))
@@ -84,51 +77,27 @@ class Webhooks:
         if self.urls:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout))
-            self._task = asyncio.create_task(self._run())
+            self.start_sending()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self.stop_sending()
         if self._session is not None:
             await self._session.close()
 
-    async def _run(self) -> None:
-        while True:
-            next_due = await self.deliver_due()
-            self._wake.clear()
-            timeout = None if next_due is None else max(0.05, next_due - time.time())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+    def describe(self, row: dict[str, Any]) -> str:
+        return f"webhook {row['event']} to {row['url']}"
 
-    async def deliver_due(self) -> float | None:
-        """Send every due row once; the time the next retry is due (None: nothing waits)."""
-        for row in self.outbox.due(time.time()):
-            await self._deliver(row)
-        return self.outbox.next_due()
-
-    async def _deliver(self, row: dict[str, Any]) -> None:
+    async def attempt(self, row: dict[str, Any]) -> str | None:
         assert self._session is not None
         body = row["body"].encode()
         stamp = str(int(time.time()))
         headers = {"Content-Type": "application/json", "X-Shopchat-Event": row["event"],
                    "X-Shopchat-Delivery": row["delivery_id"], "X-Shopchat-Timestamp": stamp,
                    "X-Shopchat-Signature": sign(self.secret, stamp, body)}
-        error = None
         try:
             async with self._session.post(row["url"], data=body, headers=headers) as response:
                 if 200 <= response.status < 300:
-                    self.outbox.delivered(row["id"])
-                    return
-                error = f"HTTP {response.status}"
+                    return None
+                return f"HTTP {response.status}"
         except (aiohttp.ClientError, TimeoutError) as failure:
-            error = f"{failure.__class__.__name__}: {failure}"
-        attempts = row["attempts"] + 1
-        if attempts >= self.max_attempts:
-            log.warning("webhook %s to %s given up after %d attempts: %s", row["event"],
-                        row["url"], attempts, error)
-            self.outbox.failed(row["id"], attempts, error)
-            return
-        delay = self.base_delay * 2 ** (attempts - 1)
-        self.outbox.retry_at(row["id"], attempts, time.time() + delay, error)
+            return f"{failure.__class__.__name__}: {failure}"

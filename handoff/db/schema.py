@@ -170,6 +170,38 @@ CREATE TABLE IF NOT EXISTS review_verdicts (
     decided_by TEXT NOT NULL,
     decided_at REAL NOT NULL
 );""")),
+    Migration(7, "email: the outgoing mail queue and the threads of tickets answered by mail",
+              _statements("""
+-- Mails waiting to be sent (or sent, or given up), each a whole RFC 5322 message
+-- written in the transaction of the change that causes it; its Message-ID stays
+-- the same across retries. No foreign keys: erasing a conversation must not trip on them.
+CREATE TABLE IF NOT EXISTS mail_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    conversation_id TEXT,
+    ticket_id INTEGER,
+    recipient TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    message TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL,
+    created_at REAL NOT NULL,
+    delivered_at REAL,
+    failed_at REAL,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS mail_due ON mail_outbox (delivered_at, failed_at, next_at);
+-- A ticket answered by mail: the unguessable token of its reply address
+-- (reply+TOKEN@…), its subject, and the Message-IDs of the thread so far.
+CREATE TABLE IF NOT EXISTS mail_threads (
+    ticket_id INTEGER PRIMARY KEY,
+    conversation_id TEXT NOT NULL,
+    email TEXT NOT NULL,
+    token TEXT NOT NULL UNIQUE,
+    subject TEXT NOT NULL,
+    refs TEXT NOT NULL DEFAULT ''
+);""")),
 )
 
 _VERSIONS = """
