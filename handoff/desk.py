@@ -445,9 +445,8 @@ class Desk:
                          last_seq: int) -> None:
         handoff = self.desk.current(conversation_id)
         conversation = await self.hub.conversations.get(conversation_id)
-        open_ticket = any(t.conversation_id == conversation_id for t in self.desk.open_tickets())
-        if conversation is None or not decisions.may_view(connection.agent, handoff,
-                                                          open_ticket=open_ticket):
+        if conversation is None or not decisions.may_view(
+                connection.agent, handoff, open_ticket=self._open_ticket(conversation_id)):
             raise ProtocolError(
                 "forbidden", "You can open chats in the queue and chats assigned to you."
             )
@@ -473,7 +472,8 @@ class Desk:
         agent = connection.agent
         handoff = self.desk.current(frame.conversation_id)
         if frame.type == "note":
-            if not decisions.may_view(agent, handoff):
+            if not decisions.may_view(agent, handoff,
+                                      open_ticket=self._open_ticket(frame.conversation_id)):
                 raise ProtocolError("forbidden", "You can only add notes to chats you can open.")
             note, new = self.desk.add_note(
                 frame.conversation_id, agent.id, agent.name, frame.client_id, frame.text
@@ -489,6 +489,9 @@ class Desk:
             raise ProtocolError("not_your_chat", decisions.NOT_YOURS, frame.client_id)
         connection.send(reply_ack_frame(frame.conversation_id, frame.client_id, not change.new,
                                         seq=change.events[0].seq))
+
+    def _open_ticket(self, conversation_id: str) -> bool:
+        return any(t.conversation_id == conversation_id for t in self.desk.open_tickets())
 
     def _answer_ticket(self, connection: AgentConnection, frame: TicketReply) -> None:
         """Answer an offline message by mail: stored in its conversation with the mail."""

@@ -14,6 +14,7 @@
     queue: [],
     chats: [],
     tickets: [],
+    mail: [],
     agents: [],
     views: new Map(),      // conversation_id -> {lastSeq, context, handoff, mode}
     current: null,         // conversation id shown
@@ -208,12 +209,14 @@
     state.queue = frame.queue;
     state.chats = frame.chats;
     state.tickets = frame.tickets;
+    state.mail = frame.mail || [];
     state.agents = frame.agents;
     $("presence").value = frame.presence === "away" ? "away" : "online";
     state.queueTotal = frame.queue_total;
     renderQueue();
     renderChats();
     renderTickets();
+    renderMail();
     renderAgents();
     renderActions();
   }
@@ -257,10 +260,33 @@
     $("tickets").replaceChildren(...state.tickets.map((t) => {
       const done = el("button", { type: "button", text: "Done" });
       done.addEventListener("click", () => send({ type: "ticket_done", ticket_id: t.id }));
-      return el("li", {}, el("div", { className: "row" }, el("strong", { text: t.email }), done),
+      const open = el("button", { type: "button", text: "Answer" });
+      open.addEventListener("click", () => openConversation(t.conversation_id));
+      const li = el("li", { "data-ticket": String(t.id) },
+        el("div", { className: "row" }, el("strong", { text: t.email }), el("span", { className: "buttons" }, open, done)),
         el("div", { text: t.message }),
         el("div", { className: "meta", text: new Date(t.created_at * 1000).toLocaleString() }));
+      if (t.conversation_id === state.current) li.classList.add("active");
+      return li;
     }));
+  }
+
+  function renderMail() {
+    $("mail-count").textContent = String(state.mail.length);
+    $("mail-none").hidden = state.mail.length > 0;
+    $("mail").replaceChildren(...state.mail.map((m) => {
+      const status = m.status === "failed" ? "failed" : `pending · ${m.attempts} ${m.attempts === 1 ? "try" : "tries"}`;
+      const li = el("li", { "data-mail": String(m.id) },
+        el("div", { className: "row" }, el("strong", { text: m.to }), el("span", { className: "meta", text: status })),
+        el("div", { className: "meta", text: m.subject }));
+      if (m.error) li.append(el("div", { className: "meta", text: m.error }));
+      if (m.status === "failed") li.classList.add("failed");
+      return li;
+    }));
+  }
+
+  function ticketOf(conversationId) {
+    return state.tickets.find((t) => t.conversation_id === conversationId) || null;
   }
 
   function renderAgents() {
@@ -327,6 +353,7 @@
     }
     renderQueue();
     renderChats();
+    renderTickets();
     renderActions();
   }
 
@@ -414,6 +441,7 @@
         : ev.author === "bot" ? "Bot" : ev.author === "shopper" ? "Shopper" : "";
       const li = el("li", { className: ev.author });
       if (who) li.append(el("span", { className: "who", text: who }));
+      if (ev.via === "email") li.append(el("span", { className: "via", text: ev.author === "shopper" ? "by email" : "sent by email" }));
       li.append(document.createTextNode(ev.text));
       const reading = understood(ev.seq);
       if (reading) {
@@ -491,9 +519,12 @@
     const queued = id && state.queue.some((q) => q.conversation_id === id);
     $("claim").hidden = !queued;
     for (const b of ["transfer", "transfer-to", "handback", "close", "resolution"]) $(b).disabled = !mine;
-    $("reply").disabled = !mine && !queued;
+    const ticket = id && !mine && !queued ? ticketOf(id) : null;
+    $("reply").disabled = !mine && !queued && !ticket;
     $("reply").placeholder = mine ? "Reply to the shopper (Enter sends, Shift+Enter for a new line)"
-      : queued ? "Claim the chat to reply; you can add internal notes now" : "This chat is not yours.";
+      : queued ? "Claim the chat to reply; you can add internal notes now"
+      : ticket ? `Answer by email to ${ticket.email} (Enter sends, Shift+Enter for a new line)`
+      : "This chat is not yours.";
   }
 
   // -- acting on the chat -----------------------------------------------------------------------
@@ -544,10 +575,12 @@
     const text = $("reply").value.trim();
     if (!text || !state.current) return;
     const asNote = $("as-note").checked;
-    const frame = { type: asNote ? "note" : "message", conversation_id: state.current, client_id: newId(), text };
+    const ticket = !asNote && !isMine(state.current) ? ticketOf(state.current) : null;
+    const frame = ticket ? { type: "ticket_reply", ticket_id: ticket.id, client_id: newId(), text }
+      : { type: asNote ? "note" : "message", conversation_id: state.current, client_id: newId(), text };
     state.pending.set(frame.client_id, frame);
     const line = el("li", { className: (asNote ? "event" : "agent") + " pending", "data-client-id": frame.client_id },
-      el("span", { className: "who", text: asNote ? "Note (sending…)" : "You (sending…)" }), text);
+      el("span", { className: "who", text: asNote ? "Note (sending…)" : ticket ? "You, by email (sending…)" : "You (sending…)" }), text);
     if (!asNote) $("transcript").append(line); else $("notes").append(line);
     send(frame);
     $("reply").value = "";
