@@ -75,8 +75,9 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="debug, info, warning or error.")
     kb_warm_up: bool = Field(
         False,
-        description="Load the embedding model when the action server starts (set by "
-        "`shopchat up`), so the first FAQ question does not wait for it.",
+        description="Load the embedding model when the action server starts, before it "
+        "answers its health check (set by `shopchat up`), so the first FAQ question does "
+        "not wait for it.",
     )
     agent_session_hours: float = Field(
         12.0, gt=0, description="How long an agent's console login lasts."
@@ -194,6 +195,14 @@ class Settings(BaseSettings):
     mail_retry_base: float = Field(
         30.0, gt=0, description="Seconds before a mail's first retry; doubled after each "
         "failure.",
+    )
+    transcript_interval: float = Field(
+        600.0, ge=0, description="Seconds between two transcripts of one conversation "
+        "mailed at the shopper's request.",
+    )
+    transcript_daily_limit: int = Field(
+        3, ge=0, description="Transcripts mailed to one address in 24 hours, whatever the "
+        "conversation (0: the transcript button is off).",
     )
     inbound_mail_secret: SecretStr | None = Field(
         None, description="Shared secret of the inbound mail endpoint's HMAC-SHA256 "

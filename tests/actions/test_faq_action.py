@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +55,22 @@ async def test_feedback_is_stored_and_unknown_questions_are_logged(
     outcome = db.execute("SELECT outcome, query FROM kb_answers").fetchall()
     assert ("none", "is the moon made of cheese?") in outcome
     assert isinstance(db, sqlite3.Connection)
+
+
+@pytest.mark.slow
+def test_the_warm_up_loads_the_model_before_the_action_server_can_listen(
+    kb: KnowledgeBase, tmp_path: Path,
+) -> None:
+    """`import actions` is what the action server does before it listens: with the warm-up
+    on, the model and the index are loaded when the import returns, so its health check
+    (and so the stack's "ready") never comes before the first FAQ answer can."""
+    script = ("import actions, actions.faq as faq\n"
+              "kb = faq._instance\n"
+              "print(kb is not None and kb.retriever._embedder is not None"
+              " and kb.retriever._index is not None)")
+    env = {**os.environ, "SHOPCHAT_KB_WARM_UP": "true", "SHOPCHAT_VAR_DIR": str(tmp_path),
+           "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "True"
