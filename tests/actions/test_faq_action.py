@@ -58,19 +58,28 @@ async def test_feedback_is_stored_and_unknown_questions_are_logged(
 
 
 @pytest.mark.slow
-def test_the_warm_up_loads_the_model_before_the_action_server_can_listen(
-    kb: KnowledgeBase, tmp_path: Path,
+@pytest.mark.parametrize("worker", [True, False], ids=["sanic worker", "sanic manager"])
+def test_the_warm_up_loads_the_model_in_the_worker_before_it_can_listen(
+    kb: KnowledgeBase, tmp_path: Path, worker: bool,
 ) -> None:
-    """`import actions` is what the action server does before it listens: with the warm-up
-    on, the model and the index are loaded when the import returns, so its health check
-    (and so the stack's "ready") never comes before the first FAQ answer can."""
-    script = ("import actions, actions.faq as faq\n"
+    """`import actions` is what the action server's worker does before it listens: with
+    the warm-up on, the model and the index are loaded when the import returns, so its
+    health check (and so the stack's "ready") never comes before the first FAQ answer
+    can. Its manager process, which serves nothing, never loads the model."""
+    script = ("import multiprocessing, actions, actions.faq as faq\n"
               "kb = faq._instance\n"
               "print(kb is not None and kb.retriever._embedder is not None"
-              " and kb.retriever._index is not None)")
+              " and kb.retriever._index is not None,"
+              " multiprocessing.get_start_method(allow_none=True))")
     env = {**os.environ, "SHOPCHAT_KB_WARM_UP": "true", "SHOPCHAT_VAR_DIR": str(tmp_path),
            "HF_HUB_OFFLINE": "1"}
+    env.pop("SANIC_WORKER_NAME", None)
+    if worker:
+        env["SANIC_WORKER_NAME"] = "Sanic-Server-0-0"  # what Sanic sets in its worker
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                             text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip().splitlines()[-1] == "True"
+    loaded, start_method = result.stdout.strip().splitlines()[-1].split()
+    assert loaded == str(worker)
+    if not worker:  # Sanic may still choose how to start its worker
+        assert start_method == "None"
