@@ -1,6 +1,7 @@
 """Shared fixtures: settings on temporary dirs and free ports, the trained model,
 the real stack (`shopchat up`: Rasa + action server + gateway) once per session,
-and in-process gateways wired to that stack's Rasa."""
+in-process gateways wired to that stack's Rasa, and, for the fast tier, gateways whose
+assistant is the scripted stand-in (tests/scripted_bot.py, over HTTP tests/scripted_rasa.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp import web
+from pydantic import SecretStr
 from websockets.asyncio.client import ClientConnection, connect
 
 from bot.settings import Settings
@@ -21,8 +23,13 @@ from handoff.app import start as start_gateway
 from shopchat.stack import StackHandle, free_port, spawn
 from shopchat.training import train
 
+if TYPE_CHECKING:
+    from tests.scripted_rasa import ScriptedRasa
+
 #: What the test stack verifies signed customer identities with (tests sign their own).
 IDENTITY_SECRET = "test-identity-secret-not-for-production"
+#: The API token of the test stack's Rasa, and of the scripted one.
+RASA_TOKEN = "test-token"
 
 #: Fixtures that make a test slow: a Rasa model, a browser.
 SLOW_FIXTURES = {"trained_model", "browser"}
@@ -50,7 +57,7 @@ def trained_model() -> Path:
 @pytest.fixture(scope="session")
 def stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackHandle]:
     """The real stack, started once for the session and ready (healthz ok)."""
-    running = spawn(tmp_path_factory.mktemp("stack-var"), trained_model, "test-token",
+    running = spawn(tmp_path_factory.mktemp("stack-var"), trained_model, RASA_TOKEN,
                     identity_secret=IDENTITY_SECRET)
     try:
         running.wait_for_line("ready:", timeout=300)
@@ -121,9 +128,10 @@ def bare_gateway_with(tmp_path: Path) -> Callable[..., Any]:
 
 
 def bare_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """Settings on a temporary var/ and free ports, nothing listening on Rasa's."""
-    return Settings(var_dir=tmp_path / "var", port=free_port(), rasa_port=free_port(),
-                    action_port=free_port(), **overrides)
+    """Settings on a temporary var/ and free ports, nothing listening on Rasa's (unless
+    ``overrides`` name another)."""
+    return Settings(**{"var_dir": tmp_path / "var", "port": free_port(),
+                       "rasa_port": free_port(), "action_port": free_port(), **overrides})
 
 
 @pytest.fixture
@@ -134,6 +142,27 @@ def scripted_gateway_with(tmp_path: Path) -> Callable[..., Any]:
     from tests.scripted_bot import ScriptedBot
 
     return lambda **overrides: serving(bare_settings(tmp_path, **overrides), ScriptedBot())
+
+
+@pytest.fixture
+async def scripted_rasa() -> AsyncIterator[ScriptedRasa]:
+    """The scripted stand-in for Rasa and the action server over HTTP
+    (tests/scripted_rasa.py) on a free loopback port, with the test stack's token; its
+    ``bot`` is the ScriptedBot that answers."""
+    from tests.scripted_rasa import ScriptedRasa
+
+    async with ScriptedRasa(token=RASA_TOKEN) as rasa:
+        yield rasa
+
+
+@pytest.fixture
+def scripted_rasa_settings(scripted_rasa: ScriptedRasa, tmp_path: Path) -> Settings:
+    """Settings like the test stack's (a temporary var/, free ports, its Rasa token and
+    identity secret) for a gateway, in-process or its own process, whose Rasa and action
+    server are ``scripted_rasa``: the real RasaBridge, over real HTTP, without a model."""
+    return bare_settings(tmp_path, rasa_port=scripted_rasa.port,
+                         action_port=scripted_rasa.port, rasa_token=SecretStr(RASA_TOKEN),
+                         identity_secret=SecretStr(IDENTITY_SECRET))
 
 
 class ChatClient:
@@ -301,6 +330,8 @@ def bot_texts(frames: list[dict[str, Any]]) -> list[str]:
 
 __all__ = [
     "AGENT_PASSWORD",
+    "IDENTITY_SECRET",
+    "RASA_TOKEN",
     "AgentClient",
     "ChatClient",
     "Gateway",
