@@ -1,10 +1,11 @@
 """A gateway killed with SIGKILL, or restarted, loses nothing and replays nothing wrongly.
 
-The gateway runs as its own process (``python -m handoff``) beside the session's
-Rasa; both sides reconnect to the restarted process and resend what was not
-acknowledged, as docs/protocol.md tells clients to. What a dead process left
-half done (messages to an agent, a handoff not yet queued, a backlog for the
-bot) is finished the way the shopper would expect.
+The gateway runs as its own process (``python -m handoff``), talking over HTTP to the
+scripted stand-in for Rasa and the action server (tests/scripted_rasa.py) that the test
+serves on a loopback port, so this runs in the fast tier; both sides reconnect to the
+restarted process and resend what was not acknowledged, as docs/protocol.md tells clients
+to. What a dead process left half done (messages to an agent, a handoff not yet queued, a
+backlog for the bot) is finished the way the shopper would expect.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from websockets.asyncio.client import connect
 from bot.settings import Settings
 from handoff.db.agents import AgentStore
 from handoff.db.conversations import ConversationStore
-from shopchat.stack import StackHandle, free_port, settings_env, wait_until_healthy
+from shopchat.stack import free_port, settings_env
 from tests.conftest import (
     AGENT_PASSWORD,
     AgentClient,
@@ -39,7 +40,11 @@ from tests.conftest import (
     is_bot_message,
 )
 
-pytestmark = pytest.mark.stack
+
+@pytest.fixture
+def gateway_settings(scripted_rasa_settings: Settings) -> Settings:
+    """This module's gateways, in-process or not, reach the scripted Rasa."""
+    return scripted_rasa_settings
 
 
 class GatewayProcess:
@@ -48,7 +53,7 @@ class GatewayProcess:
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
         token = self.settings.rasa_token.get_secret_value() if self.settings.rasa_token else ""
         env = {**os.environ, **settings_env(self.settings, token)}
         with self.log.open("ab") as out:
@@ -56,8 +61,24 @@ class GatewayProcess:
                 [sys.executable, "-m", "handoff"], cwd=self.settings.project_dir, env=env,
                 stdout=out, stderr=subprocess.STDOUT,
             )
+        assert await self._healthy(timeout=60), self.log.read_text()[-3000:]
+
+    async def _healthy(self, timeout: float) -> bool:
+        """Whether /healthz says ok within ``timeout``: polled without blocking the event
+        loop, which serves the scripted Rasa the gateway's health check asks."""
         url = f"http://127.0.0.1:{self.settings.port}/healthz"
-        assert wait_until_healthy(url, timeout=60), self.log.read_text()[-3000:]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with aiohttp.ClientSession() as session:
+            while loop.time() < deadline:
+                try:
+                    async with session.get(url) as response:
+                        if (await response.json()).get("ok"):
+                            return True
+                except (aiohttp.ClientError, ValueError):
+                    pass
+                await asyncio.sleep(0.05)
+        return False
 
     def kill(self) -> None:
         assert self.process is not None
@@ -75,9 +96,8 @@ class GatewayProcess:
 
 
 @pytest.fixture
-def gateway_process(stack: StackHandle, tmp_path: Path) -> Iterator[GatewayProcess]:
-    settings = stack.settings.model_copy(update={"port": free_port(), "var_dir": tmp_path / "var"})
-    process = GatewayProcess(settings, tmp_path / "gateway.log")
+def gateway_process(gateway_settings: Settings, tmp_path: Path) -> Iterator[GatewayProcess]:
+    process = GatewayProcess(gateway_settings, tmp_path / "gateway.log")
     try:
         yield process
     finally:
@@ -113,7 +133,7 @@ async def test_sigkill_mid_chat_then_both_sides_resume_with_nothing_lost(
     http = f"http://127.0.0.1:{settings.port}"
     ws_url = f"ws://127.0.0.1:{settings.port}/ws/chat"
     add_agent(settings, "ivy@shop.example", "Ivy")
-    gateway_process.start()
+    await gateway_process.start()
     token = await agent_login(http, "ivy@shop.example", "correct horse battery")
     agent = await _agent(http, token)
     shopper = await _shopper(ws_url)
@@ -148,7 +168,7 @@ async def test_sigkill_mid_chat_then_both_sides_resume_with_nothing_lost(
     for ws in (shopper.ws, agent.ws):
         await ws.close()
 
-    gateway_process.start()
+    await gateway_process.start()
     # The agent's session and the assignment survived the restart.
     agent = await _agent(http, token)
     state = await agent.expect(lambda f: f["type"] == "state")
@@ -225,7 +245,7 @@ async def test_messages_to_an_agent_cut_off_by_a_sigkill_never_reach_the_bot(
     http = f"http://127.0.0.1:{settings.port}"
     ws_url = f"ws://127.0.0.1:{settings.port}/ws/chat"
     add_agent(settings, "lee@shop.example", "Lee")
-    gateway_process.start()
+    await gateway_process.start()
     token = await agent_login(http, "lee@shop.example", AGENT_PASSWORD)
     agent = await _agent(http, token)
     shopper = await _shopper(ws_url)
@@ -244,7 +264,7 @@ async def test_messages_to_an_agent_cut_off_by_a_sigkill_never_reach_the_bot(
     for ws in (shopper.ws, agent.ws):
         await ws.close()
 
-    gateway_process.start()
+    await gateway_process.start()
     agent = await _agent(http, token)
     await agent.do("close", conversation_id=conversation_id, resolution="resolved")
     await agent.expect(lambda f: f["type"] == "unassigned")
@@ -316,7 +336,7 @@ async def test_a_handoff_cut_off_by_a_restart_waits_for_the_agent_to_reconnect(
     settings = gateway_process.settings
     http = f"http://127.0.0.1:{settings.port}"
     cut = cut_off_handoff(settings, "mo@shop.example", "Mo")
-    gateway_process.start()
+    await gateway_process.start()
     shopper = await _resume(f"ws://127.0.0.1:{settings.port}/ws/chat", cut)
     await asyncio.sleep(1)  # Mo's console notices the restart and reconnects
     agent = await _agent(http, cut.agent_token)
@@ -356,7 +376,9 @@ async def test_a_backlog_of_hundreds_is_answered_by_its_newest_message_in_one_tu
     down = Gateway(gateway_settings.model_copy(update={"rasa_port": free_port()}))
     await down.start()
     try:
-        shopper = ChatClient(await connect(down.url))
+        # Unbounded: the socket keeps reading what this test skips (600 typing signals),
+        # so that its close handshake is not stuck behind them.
+        shopper = ChatClient(await connect(down.url, max_queue=None))
         await shopper.hello()
         for i in range(299):
             await shopper.say(f"are you there? ({i})")
