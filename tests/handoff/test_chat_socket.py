@@ -338,6 +338,23 @@ async def test_pending_message_is_answered_when_rasa_comes_back_on_the_same_sock
         await gw.stop()
 
 
+@pytest.mark.parametrize("trouble", ["slower than the gateway waits", "failing"])
+async def test_a_slow_or_failing_rasa_is_retried_until_it_answers(
+    gateway_with: Any, scripted_rasa: ScriptedRasa, trouble: str,
+) -> None:
+    if trouble == "failing":
+        scripted_rasa.bot.down = True  # HTTP 503 to everything
+    else:
+        scripted_rasa.delay = 1.0
+    async with gateway_with(rasa_timeout=0.3) as gw, connect(gw.url) as ws:
+        client = await say_hi_while_rasa_is_away(ws)
+        scripted_rasa.bot.down, scripted_rasa.delay = False, 0.0
+        # No new message: the gateway's retry gets the answer.
+        frames = await client.recv_until(is_bot_message, timeout=10)
+        assert bot_texts(frames)[0].startswith("Hi!")
+        assert not [f for f in frames if f["type"] == "error"]  # told once, not per retry
+
+
 async def test_only_a_genuinely_signed_identity_is_recorded_and_told_to_the_bot_once(
     chat: Any, gateway: Gateway, scripted_rasa: ScriptedRasa,
 ) -> None:
