@@ -1,11 +1,11 @@
 """Live fan-out of a conversation's events, and the bot's turns.
 
-A :class:`Subscriber` is one open socket: frames for it go through its own
-queue, drained by one writer task, so the events of a conversation reach each
-socket in ``seq`` order, and none twice. The :class:`Hub` knows which sockets
-follow which conversation and runs the bot's turns, one conversation at a
-time, as tasks that outlive the socket that started them: a shopper who drops
-off mid-turn finds the answer waiting when they come back.
+A :class:`Subscriber` is one open socket: frames for it are written in the order
+they were pushed, by at most one flushing task at a time, so the events of a
+conversation reach each socket in ``seq`` order, and none twice. The :class:`Hub`
+knows which sockets follow which conversation and runs the bot's turns, one
+conversation at a time, as tasks that outlive the socket that started them: a
+shopper who drops off mid-turn finds the answer waiting when they come back.
 """
 
 from __future__ import annotations
@@ -88,38 +88,68 @@ class Follower(Protocol):
 
 
 class Subscriber:
-    """One socket and its ordered writer; a shopper socket follows one conversation with it."""
+    """One socket and its ordered writer; a shopper socket follows one conversation with it.
+
+    An idle socket holds no queue and no task: the first frame pushed starts a task that
+    writes it and whatever is pushed while it writes, in order, and ends when nothing is
+    left (a queue and a writer task per socket were about 4 KiB of every idle socket's
+    cost, bench/agent_relay.py). A socket that failed or was closed takes no more frames.
+    """
+
+    __slots__ = ("_closing", "_flusher", "_pending", "sent_seq", "ws")
 
     role = "shopper"
 
     def __init__(self, ws: web.WebSocketResponse, last_seq: int) -> None:
         self.ws = ws
-        self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         #: Highest seq queued for this socket; events at or below it are not sent again.
         self.sent_seq = last_seq
-        self._writer = asyncio.create_task(self._write_loop())
+        #: Frames waiting for the running flush (None: no flush is running).
+        self._pending: list[dict[str, Any]] | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._closing = False
 
     def push_event(self, event: StoredEvent) -> None:
         if event.seq > self.sent_seq:
             self.sent_seq = event.seq
-            self._queue.put_nowait(event.frame)
+            self._push(event.frame)
 
     def push_control(self, frame: dict[str, Any]) -> None:
-        self._queue.put_nowait(frame)
+        self._push(frame)
+
+    def _push(self, frame: dict[str, Any]) -> None:
+        if self._closing:
+            return
+        if self._pending is not None:  # the running flush takes it after the others
+            self._pending.append(frame)
+            return
+        self._pending = [frame]
+        self._flusher = asyncio.get_running_loop().create_task(self._flush())
 
     async def close(self) -> None:
-        self._queue.put_nowait(None)
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
+        """Write what was pushed so far, then take nothing more."""
+        self._closing = True
+        if self._flusher is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
 
-    async def _write_loop(self) -> None:
-        while (frame := await self._queue.get()) is not None:
-            if self.ws.closed:
-                return
-            try:
-                await self.ws.send_json(frame)
-            except (ConnectionError, RuntimeError):
-                return
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                frames, self._pending = self._pending, []
+                for frame in frames:
+                    if self.ws.closed:
+                        self._closing = True
+                        return
+                    try:
+                        await self.ws.send_json(frame)
+                    except (ConnectionError, RuntimeError):
+                        self._closing = True
+                        return
+        finally:
+            # No await since the last check: nothing pushed meanwhile can be left behind.
+            self._pending = None
+            self._flusher = None
 
 
 class AgentView:
