@@ -68,6 +68,9 @@
     byPersonIn: "A person from our team will answer in about {minutes} min",
     byAgent: "{name} from our team is answering",
     byEmail: "Our assistant is here; our team replies by email",
+    transcriptTitle: "Want a copy of this conversation by email?",
+    transcriptButton: "Email me a copy",
+    transcriptFailed: "We couldn't send it just now. Please try again later.",
   };
 
   const css = `
@@ -505,6 +508,7 @@
     event(frame) {
       if (frame.type === "message") {
         this.render(frame);
+        if (frame.transcript) this.closeCard("transcript");
         // A new page replays the transcript: only what came after the shopper last had
         // the chat open is unread.
         if (frame.author !== "shopper" && frame.seq > (this.state.seen || 0)) {
@@ -522,8 +526,13 @@
         this.offlineForm(frame.handoff_id);
         this.setWho(this.strings.byEmail);
       }
-      else if (frame.type === "offline_received") this.closeCard("offline:" + frame.handoff_id);
-      else if (frame.type === "csat_request") this.csatCard(frame);
+      else if (frame.type === "offline_received") {
+        this.closeCard("offline:" + frame.handoff_id);
+        this.transcriptCard();
+      } else if (frame.type === "csat_request") {
+        this.csatCard(frame);
+        this.transcriptCard();
+      }
       else if (frame.type === "csat_received") this.closeCard("csat:" + frame.handoff_id);
     }
 
@@ -652,6 +661,37 @@
         stars.appendChild(b);
       }
       el.append(stars, comment);
+    }
+
+    // After a chat ends: a copy by email, to the address the conversation already has
+    // (the one left with a message, or the signed-in customer's); the server decides.
+    transcriptCard() {
+      if (this.cards.transcript) return;
+      const s = this.strings;
+      const el = this.card("transcript", s.transcriptTitle);
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = s.transcriptButton;
+      const note = document.createElement("span");
+      note.setAttribute("role", "status");
+      button.addEventListener("click", async () => {
+        button.disabled = true;
+        note.textContent = "";
+        let response = null;
+        let body = {};
+        try {
+          response = await fetch(base + "/api/chat/transcript", {
+            method: "POST", headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ conversation_id: this.state.conversation_id,
+                                   resume_token: this.state.resume_token }),
+          });
+          body = await response.json().catch(() => ({}));
+        } catch (_) { response = null; }
+        if (response && response.ok) return;  // the notice that follows closes the card
+        note.textContent = (response && body.detail) || s.transcriptFailed;
+        button.disabled = Boolean(response && response.status === 409);
+      });
+      el.append(button, note);
     }
 
     // -- sending ----------------------------------------------------------------------

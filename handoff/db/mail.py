@@ -18,7 +18,7 @@ from handoff.db.conversations import Change, ConversationStore, Statement
 from handoff.db.outbox import DeliveryQueue
 from handoff.handoff_states import Ticket
 
-__all__ = ["MailOutbox", "MailStore", "Thread"]
+__all__ = ["MailOutbox", "MailStore", "Thread", "transcript_guard"]
 
 #: How many Message-IDs of a thread are kept (and sent in References).
 MAX_REFERENCES = 10
@@ -115,6 +115,19 @@ class MailStore:
             [message_id]).fetchone()
         return None if row is None else int(row[0])
 
+    def ticket_address(self, conversation_id: str) -> str | None:
+        """The address the shopper left with their latest message in this conversation."""
+        row = self.db.execute("SELECT email FROM tickets WHERE conversation_id = ? "
+                              "ORDER BY id DESC LIMIT 1", [conversation_id]).fetchone()
+        return None if row is None else str(row[0])
+
+    def left_messages(self, conversation_id: str) -> dict[int, str]:
+        """What the shopper left with the message form, by handoff (not in the event log)."""
+        rows = self.db.execute("SELECT handoff_id, message FROM tickets WHERE "
+                               "conversation_id = ? AND handoff_id IS NOT NULL",
+                               [conversation_id]).fetchall()
+        return {int(handoff_id): str(message) for handoff_id, message in rows}
+
     # -- changes ------------------------------------------------------------
 
     @staticmethod
@@ -179,3 +192,14 @@ def _referenced(ticket_id: int, message_id: str) -> Statement:
     """Add ``message_id`` to the end of the thread's references (the newest kept)."""
     return ("UPDATE mail_threads SET refs = trim(refs || ' ' || ?) WHERE ticket_id = ? "
             "AND instr(refs, ?) = 0", [message_id, ticket_id, message_id])
+
+
+def transcript_guard(conversation_id: str, recipient: str, since_last: float,
+                     since_day: float, daily_limit: int) -> Statement:
+    """A guard for queuing a transcript: none of this conversation since ``since_last``,
+    and fewer than ``daily_limit`` to this address since ``since_day`` (checked in the
+    transaction that queues it, so two requests at once cannot both pass)."""
+    return ("SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM mail_outbox WHERE kind = 'transcript' "
+            "AND conversation_id = ? AND created_at > ?) AND (SELECT count(*) FROM mail_outbox "
+            "WHERE kind = 'transcript' AND lower(recipient) = lower(?) AND created_at > ?) < ?",
+            [conversation_id, since_last, recipient, since_day, daily_limit])

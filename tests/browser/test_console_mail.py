@@ -1,7 +1,8 @@
 """The console answers an offline message by email, in a real browser: the agent opens
 the ticket, writes, the mail reaches a real SMTP server (aiosmtpd), and the shopper's
 reply, posted to the inbound endpoint, appears live in the console's transcript (as
-text, never as HTML); axe finds nothing to fix on the way. The assistant is the scripted stand-in: no Rasa needed."""
+text, never as HTML); axe finds nothing to fix on the way. The assistant is the
+scripted stand-in: no Rasa needed."""
 
 from __future__ import annotations
 
