@@ -15,7 +15,7 @@ from aiohttp import WSCloseCode, web
 from bot.settings import Settings
 from handoff import agent_socket
 from handoff.chat import ChatSession, origin_allowed, websocket_response
-from handoff.db.conversations import ConversationStore
+from handoff.db.conversations import Checkpoints, ConversationStore
 from handoff.desk import Desk, load_canned
 from handoff.http import AUTHORITIES, auth_middleware, problem_middleware, quiet_client_errors
 from handoff.hub import Hub
@@ -40,6 +40,8 @@ BOT = web.AppKey("bot", Bot)
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = ConversationStore(settings.gateway_db)
+    checkpoints = Checkpoints(store)  # off the event loop: see Checkpoints
+    await checkpoints.start()
     session = aiohttp.ClientSession()
     token = settings.rasa_token.get_secret_value() if settings.rasa_token else None
     bridge: Bot = app.get(BOT) or RasaBridge(
@@ -65,6 +67,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await mailer.close()
     await hub.close()
     await session.close()
+    await checkpoints.close()
     store.close()
 
 
