@@ -3,7 +3,10 @@ through a :class:`~handoff.db.outbox.DeliveryQueue`, tries each due row once, an
 failure schedules the next try with exponential backoff (``base_delay · 2^(attempts-1)``)
 until ``max_attempts``, then gives the row up (kept, with its last error). A row is
 marked delivered only after the receiver accepted it, so nothing is lost when the
-receiver is down; :meth:`RetryingSender.wake` after a commit sends new rows at once.
+receiver is down, and claimed before each try, so that the senders of several gateway
+processes on one database never try the same row at once (a sender that dies mid-try
+leaves it to be tried again after the lease); :meth:`RetryingSender.wake` after a
+commit sends new rows at once.
 """
 
 from __future__ import annotations
@@ -73,10 +76,16 @@ class RetryingSender:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
+    #: How long a row taken for a try is left alone by other senders (longer than a try).
+    lease: float = 300.0
+
     async def deliver_due(self) -> float | None:
-        """Send every due row once; the time the next retry is due (None: nothing waits)."""
+        """Send every due row once; the time the next retry is due (None: nothing waits).
+        Each row is claimed first, so senders of several processes never try one row at
+        the same time."""
         for row in self.queue.due(time.time()):
-            await self._deliver(row)
+            if self.queue.claim(row, time.time() + self.lease):
+                await self._deliver(row)
         return self.queue.next_due()
 
     async def _deliver(self, row: dict[str, Any]) -> None:

@@ -38,6 +38,15 @@ class DeliveryQueue:
             f"SELECT min(next_at) FROM {self.table} WHERE {_WAITING}").fetchone()
         return float(due) if due is not None else None
 
+    def claim(self, row: dict[str, Any], until: float) -> bool:
+        """Take a due row for one try: its next try moves to ``until`` unless another
+        sender (another gateway process on the same database) took it first. A sender
+        that dies mid-try leaves the row to be tried again after ``until``."""
+        cursor = self.db.execute(
+            f"UPDATE {self.table} SET next_at = ? WHERE id = ? AND next_at = ? AND {_WAITING}",
+            [until, row["id"], row["next_at"]])
+        return bool(cursor.rowcount)
+
     def delivered(self, row_id: int) -> None:
         self.db.execute(f"UPDATE {self.table} SET delivered_at = ?, attempts = attempts + 1 "
                         "WHERE id = ?", [time.time(), row_id])

@@ -9,11 +9,14 @@ import asyncio
 import re
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from handoff.mail import compose
+from bot.settings import Settings
+from handoff.db.conversations import ConversationStore
+from handoff.mail import Mailer, compose
 from tests.conftest import add_agent, agent_console
-from tests.mail.conftest import leave_message, mail_settings, shopper
+from tests.mail.conftest import MAIL_FROM, leave_message, mail_settings, shopper
 from tests.mailbox import Mailbox
 
 XSS = "<b>bold</b> & <script>alert(1)</script>"
@@ -189,3 +192,25 @@ def test_list_unsubscribe_only_when_asked_for_and_one_click_for_https() -> None:
     assert bulk.message["List-Unsubscribe"] == "<https://shop.example/unsubscribe?t=abc>"
     assert bulk.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert bulk.message["Auto-Submitted"] == "auto-generated"
+
+
+async def test_senders_of_two_gateway_processes_send_each_mail_once(
+    tmp_path: Path, mailbox: Mailbox,
+) -> None:
+    settings = Settings(var_dir=tmp_path / "var", **mail_settings(mailbox.port))
+    first, second = ConversationStore(settings.gateway_db), ConversationStore(settings.gateway_db)
+    try:
+        for n in range(6):
+            composed = compose(sender=MAIL_FROM, to=f"shopper{n}@example.org", subject="Hi",
+                               paragraphs=[f"Mail {n}"], now=0)
+            first.db.execute(*composed.row("ticket_reply", None, None))
+        mailers = [Mailer(first, settings), Mailer(second, settings)]
+        await asyncio.gather(*(mailer.deliver_due() for mailer in mailers))
+        await asyncio.sleep(0.3)
+        assert sorted(str(m["To"]) for m in mailbox.messages) == [
+            f"shopper{n}@example.org" for n in range(6)]
+        assert first.db.execute("SELECT count(*) FROM mail_outbox WHERE delivered_at IS NULL"
+                                ).fetchone() == (0,)
+    finally:
+        first.close()
+        second.close()
