@@ -100,7 +100,7 @@ def add_transcript_routes(app: web.Application, desk_key: web.AppKey[Desk],
 
         mailer = desk.mailer
         if mailer is None or not mailer.enabled or settings.transcript_daily_limit == 0:
-            raise refuse(503, "Transcripts by email are not available here.", "mail_off")
+            raise refuse(404, "Transcripts by email are not available here.", "mail_off")
         try:
             body = await read_json(request, TranscriptRequest, "Send {\"conversation_id\", "
                                    "\"resume_token\"}.", settings.http_timeout)

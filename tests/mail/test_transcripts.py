@@ -133,4 +133,4 @@ async def test_transcripts_are_off_without_mail(scripted_gateway_with: Callable[
             shopper(gateway) as client:
         await leave_message(client, "sam@example.org", "Hello")
         status, body, _ = await ask(gateway, client)
-        assert status == 503 and body["code"] == "mail_off"
+        assert status == 404 and body["code"] == "mail_off"
