@@ -2,7 +2,8 @@
 
 Everything shopchat stores about a shopper hangs off their conversations. A
 shopper is found by email in every store: offline tickets, what they typed
-(the transcript, the agent's context packet), Rasa's tracker, and the shop
+(the transcript, the agent's context packet), mail to or from them (the mail
+queue, the threads of tickets answered by mail), Rasa's tracker, and the shop
 customer with that email (whose verified chats carry their customer id).
 ``export`` returns all of it as JSON; ``delete`` removes the conversations
 from the gateway database, the knowledge-base log and Rasa's tracker store,
@@ -32,7 +33,8 @@ from handoff.db.schema import migrate
 __all__ = ["conversations_of", "delete", "export", "purge_older_than"]
 
 #: Gateway tables keyed by conversation id, children before parents.
-GATEWAY_TABLES = ("notes", "tickets", "handoffs", "client_messages", "events", "conversations")
+GATEWAY_TABLES = ("mail_outbox", "mail_threads", "notes", "tickets", "handoffs",
+                  "client_messages", "events", "conversations")
 
 
 
@@ -75,6 +77,10 @@ def conversations_of(settings: Settings, email: str) -> list[str]:
         if conn is not None and _has_table(conn, "conversations"):
             queries = [
                 ("SELECT conversation_id FROM tickets WHERE lower(email) = lower(?)", [email]),
+                ("SELECT conversation_id FROM mail_threads WHERE lower(email) = lower(?)",
+                 [email]),
+                ("SELECT conversation_id FROM mail_outbox WHERE lower(recipient) = lower(?) "
+                 "AND conversation_id IS NOT NULL", [email]),
                 ("SELECT DISTINCT conversation_id FROM events WHERE body LIKE ? ESCAPE '\\'",
                  [pattern]),
                 ("SELECT DISTINCT conversation_id FROM handoffs WHERE context LIKE ? "
@@ -113,6 +119,12 @@ def export(settings: Settings, email: str) -> dict[str, Any]:
         for table in GATEWAY_TABLES:
             key = "id" if table == "conversations" else "conversation_id"
             result["gateway"][table] = _rows(conn, table, key, ids)
+        # Mail to the address that belongs to no conversation (none is sent today, but
+        # the queue allows it) is theirs too.
+        if conn is not None and _has_table(conn, "mail_outbox"):
+            result["gateway"]["mail_outbox"] += [dict(row) for row in conn.execute(
+                "SELECT * FROM mail_outbox WHERE conversation_id IS NULL "
+                "AND lower(recipient) = lower(?)", [email])]
     with _open(settings.kb_log_db) as conn:
         for table in ("kb_answers", "kb_feedback"):
             result["knowledge_base"][table] = _rows(conn, table, "conversation_id", ids)
@@ -173,7 +185,14 @@ def _compact(path: Path) -> None:
 def delete(settings: Settings, email: str) -> dict[str, int]:
     """Erase ``email``'s conversations everywhere and pseudonymise the shop customer."""
     ids = conversations_of(settings, email)
+    loose = 0
+    with _open(settings.gateway_db) as conn:
+        if conn is not None and _has_table(conn, "mail_outbox"):
+            loose = conn.execute("DELETE FROM mail_outbox WHERE conversation_id IS NULL "
+                                 "AND lower(recipient) = lower(?)", [email]).rowcount
     counts = _delete_conversations(settings, ids)
+    if loose:
+        counts["mail_outbox"] = counts.get("mail_outbox", 0) + loose
     subject = hashlib.sha256(email.strip().lower().encode()).hexdigest()
     placeholder = f"deleted-{subject[:12]}@invalid"
     customers = _customer_ids(settings, email)

@@ -156,3 +156,36 @@ def test_the_privacy_commands(tmp_path: Path) -> None:
                              capture_output=True, text=True, env=env, check=False)
     assert deleted.returncode == 0 and "conversations 1" in deleted.stdout
     assert found_anywhere(tmp_path, GUEST) == []
+
+
+def test_a_shopper_answered_by_email_is_erased_from_the_mail_queue_and_threads(
+    tmp_path: Path,
+) -> None:
+    """Answers by mail, transcripts and the ticket's reply thread hold the address and the
+    text: found by the address alone, exported, erased; the stranger's mail stays."""
+    ids = seed(tmp_path)
+    other = "stranger@example.net"
+    with sqlite3.connect(tmp_path / "gateway.db") as conn:
+        mail = ("INSERT INTO mail_outbox (message_id, kind, conversation_id, ticket_id, "
+                "recipient, subject, message, next_at, created_at) "
+                "VALUES (?, ?, ?, NULL, ?, 'Re: call me', ?, 0, 0)")
+        conn.execute(mail, ["<a@shop>", "ticket_reply", ids["guest"], GUEST.lower(),
+                            f"To: {GUEST}\n\nWe will call you back."])
+        conn.execute(mail, ["<b@shop>", "order_update", None, GUEST,
+                            f"To: {GUEST}\n\nYour order shipped."])
+        conn.execute(mail, ["<c@shop>", "transcript", ids["stranger"], other,
+                            f"To: {other}\n\nYour chat."])
+        conn.execute("INSERT INTO mail_threads (ticket_id, conversation_id, email, token, "
+                     "subject) VALUES (99, ?, ?, 'tok', 'Re: call me')",
+                     [ids["stranger"] + "-not", GUEST])
+    settings = Settings(var_dir=tmp_path)
+    # The thread alone (no ticket, no message naming the address) is enough to find it.
+    assert conversations_of(settings, GUEST) == sorted([ids["guest"], ids["stranger"] + "-not"])
+    exported = export(settings, GUEST)
+    assert sorted(m["message_id"] for m in exported["gateway"]["mail_outbox"]) == [
+        "<a@shop>", "<b@shop>"]
+    assert exported["gateway"]["mail_threads"][0]["token"] == "tok"
+    counts = delete(settings, GUEST)
+    assert counts["mail_outbox"] == 2 and counts["mail_threads"] == 1
+    assert found_anywhere(tmp_path, GUEST) == []
+    assert found_anywhere(tmp_path, other) == ["gateway.db"]
