@@ -29,6 +29,29 @@ def test_agent_relay_bench_runs_and_reports_both_servers(tmp_path: Path) -> None
         assert 0 < figures["relay"]["p50_ms"] <= figures["relay"]["p99_ms"]
         # With a dozen sockets the RSS difference is page noise; only its presence is checked.
         assert isinstance(figures["kib_per_idle_connection"], int | float)
+    assert set(result["ratios"]) >= {"p50", "p95", "p99"}
+    assert len(result["runs"]) == 1 and result["params"]["connected"] == 12
+
+
+@pytest.mark.slow
+def test_agent_relay_bench_holds_idle_sockets_beside_the_measured_ones(tmp_path: Path) -> None:
+    """--idle: more shoppers connected to each server (held by helper processes), the
+    relay measured while they are."""
+    output = tmp_path / "relay.json"
+    completed = subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "bench" / "agent_relay.py"), "--shoppers", "6",
+         "--agents", "2", "--messages", "12", "--rate", "100", "--idle", "30", "--holders",
+         "2", "--output", str(output)],
+        capture_output=True, text=True, timeout=300, check=False, cwd=PROJECT_DIR,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(output.read_text())
+    assert result["params"]["connected"] == 36
+    for server in ("gateway", "baseline_websockets_relay"):
+        figures = result[server]
+        assert figures["sockets"] == 36 and figures["relay"]["n"] == 12
+        # 36 sockets held open show in the server's memory.
+        assert figures["rss_connected_kib"] > figures["rss_before_kib"]
 
 
 @pytest.mark.slow
