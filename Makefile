@@ -50,7 +50,8 @@ lint: setup
 # The fast tier (under a minute): lint, types, and every test that needs neither
 # a trained model, the running stack nor a browser. Run it on every change.
 check: lint
-	$(VENV)/bin/python -m pytest -q -n 2 -m "not stack and not slow" -p no:cacheprovider
+	$(VENV)/bin/python -m pytest -q -n 2 -m "not stack and not slow" -p no:cacheprovider \
+		--hypothesis-profile=fast
 
 # kb_fusion.py also measures candidate encoders the bot does not use (the kb-bench extra).
 bench: train

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp import web
+from hypothesis import settings as hypothesis_settings
 from pydantic import SecretStr
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -22,6 +23,10 @@ from bot.settings import Settings
 from handoff.app import start as start_gateway
 from shopchat.stack import StackHandle, free_port, spawn
 from shopchat.training import train
+
+#: The fast tier (`make check --hypothesis-profile=fast`) draws a tenth of the random
+#: examples the whole suite does; `make test` runs Hypothesis' default profile.
+hypothesis_settings.register_profile("fast", max_examples=10)
 
 if TYPE_CHECKING:
     from tests.scripted_rasa import ScriptedRasa

@@ -8,6 +8,7 @@ nothing is loaded. Dates are written relative to the moment of loading
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -103,9 +104,17 @@ class DemoSummary:
                 f"{self.returns} returns")
 
 
+@functools.lru_cache(maxsize=16)
+def _load_yaml(text: str) -> Any:
+    """Parsed once per process and text: ruamel's pure-Python parser takes about a second
+    for the demo shop's files, which every test that loads the demo shop paid again.
+    Callers only read what it returns (pydantic validates it into new objects)."""
+    return YAML(typ="safe").load(text)
+
+
 def _read(path: Path, key: str) -> list[dict[str, Any]]:
     try:
-        loaded = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        loaded = _load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
         raise DemoDataError(f"{path}: missing") from error
     except YAMLError as error:

@@ -42,6 +42,7 @@ async def test_close_articles_are_offered_and_picking_one_answers_it(kb: Knowled
     assert [b["title"] for b in answer["buttons"]] == ["Yes, that helped", "Not really"]
 
 
+@pytest.mark.slow
 async def test_feedback_is_stored_and_unknown_questions_are_logged(
     kb: KnowledgeBase, tmp_path: Path
 ) -> None:

@@ -79,12 +79,15 @@ def check(parse: Any, raw: str) -> None:
         storable(frame.model_dump())
 
 
-many = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: 250 examples a property in `make test`; the fast tier's Hypothesis profile (`make
+#: check`, registered in tests/conftest.py) runs a tenth of the profile's examples.
+many = settings(max_examples=settings.default.max_examples * 5 // 2, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.mark.parametrize(("frame", "path"), LEAVES,
                          ids=[".".join(map(str, (f["type"], *p))) for f, p in LEAVES])
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=max(10, settings.default.max_examples * 3 // 10), deadline=None)
 @given(data=st.data())
 def test_a_valid_frame_with_one_value_spoilt_parses_or_is_refused(
     frame: dict[str, Any], path: tuple[Any, ...], data: st.DataObject

@@ -69,6 +69,7 @@ def test_vectors_are_grouped_by_similarity_biggest_first() -> None:
     assert group_vectors(np.stack([a, b, near_b, b])) == [[1, 2, 3], [0]]
 
 
+@pytest.mark.slow
 def test_real_questions_fall_into_their_topics() -> None:
     settings = Settings()
     gaps = find_gaps([*WRAPPING, *MARS, WRAPPING[0]], Retriever(settings.kb_index_path))
