@@ -355,19 +355,25 @@ async def test_a_slow_or_failing_rasa_is_retried_until_it_answers(
         assert not [f for f in frames if f["type"] == "error"]  # told once, not per retry
 
 
+
+def recorded_customer(gateway: Gateway, conversation_id: str | None) -> str | None:
+    """The verified customer the gateway stored on the conversation, if any."""
+    assert conversation_id is not None
+    store = ConversationStore(gateway.settings.gateway_db)
+    try:
+        found = store.get(conversation_id)
+        return None if found is None else found.customer_id
+    finally:
+        store.close()
+
+
 async def test_only_a_genuinely_signed_identity_is_recorded_and_told_to_the_bot_once(
     chat: Any, gateway: Gateway, scripted_rasa: ScriptedRasa,
 ) -> None:
     from bot.identity import sign_identity
 
     def customer(conversation_id: str | None) -> str | None:
-        store = ConversationStore(gateway.settings.gateway_db)
-        try:
-            assert conversation_id is not None
-            found = store.get(conversation_id)
-            return None if found is None else found.customer_id
-        finally:
-            store.close()
+        return recorded_customer(gateway, conversation_id)
 
     def told(conversation_id: str | None) -> list[str]:
         """The tracker's user messages and customer_id slot events, in order."""

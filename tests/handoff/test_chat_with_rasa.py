@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import bot_texts
-from tests.handoff.test_chat_socket import two_misses_then_the_offered_person
+from tests.handoff.test_chat_socket import recorded_customer, two_misses_then_the_offered_person
 
 pytestmark = pytest.mark.stack
 
@@ -25,17 +25,10 @@ async def test_only_a_genuinely_signed_identity_is_recorded(
 ) -> None:
     from bot.identity import sign_identity
     from bot.store.factory import open_store
-    from handoff.db.conversations import ConversationStore
     from tests.conftest import IDENTITY_SECRET
 
     def customer(conversation_id: str | None) -> str | None:
-        store = ConversationStore(gateway.settings.gateway_db)
-        try:
-            assert conversation_id is not None
-            found = store.get(conversation_id)
-            return None if found is None else found.customer_id
-        finally:
-            store.close()
+        return recorded_customer(gateway, conversation_id)
 
     def first_name(customer_id: str) -> str:
         store = open_store(stack.settings)  # the action server's shop
