@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -198,7 +199,10 @@ class Hub:
         #: Called after a bot turn opened a handoff (set by the desk).
         self.on_handoff: Callable[[str], Awaitable[None]] | None = None
         self._subscribers: dict[str, set[Follower]] = defaultdict(set)
-        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        #: One lock per conversation with a turn running or waiting; a lock nobody holds
+        #: or waits for is dropped (a long-running gateway sees millions of conversations).
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary())
         self._tasks: set[asyncio.Task[None]] = set()
         self._retry_delay: dict[str, float] = {}
         self._retry_handles: dict[str, asyncio.TimerHandle] = {}
@@ -333,7 +337,7 @@ class Hub:
             self._spawn(self._record_for_person(conversation_id, message))
 
     async def _record_for_person(self, conversation_id: str, message: StoredEvent) -> None:
-        async with self._locks[conversation_id]:  # after any turn Rasa is still taking
+        async with self._lock(conversation_id):  # after any turn Rasa is still taking
             await self._record(conversation_id, message)
 
     async def _record(self, conversation_id: str, message: StoredEvent) -> None:
@@ -344,6 +348,13 @@ class Hub:
             log.warning("conversation=%s seq=%s not recorded in the tracker: %s",
                         conversation_id, message.seq, error)
 
+    def _lock(self, conversation_id: str) -> asyncio.Lock:
+        """The conversation's turn lock; it lives while a coroutine holds or awaits it."""
+        lock = self._locks.get(conversation_id)
+        if lock is None:
+            lock = self._locks[conversation_id] = asyncio.Lock()
+        return lock
+
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -351,7 +362,7 @@ class Hub:
 
     async def _answer_pending(self, conversation_id: str) -> None:
         # One turn at a time per conversation keeps replies in message order.
-        async with self._locks[conversation_id]:
+        async with self._lock(conversation_id):
             pending = await self.conversations.pending_messages(conversation_id)
             answer, skipped = split_backlog(pending)
             if skipped:

@@ -238,3 +238,24 @@ async def test_a_store_that_awaits_keeps_every_socket_in_order_and_loses_nothing
     # One bot turn per answered message, none repeated.
     turns = [e for e in gateway.bot.trackers[first.conversation_id] if e["event"] == "user"]
     assert len(turns) == len(answered(frames))
+
+
+async def test_a_conversations_turn_lock_is_dropped_once_no_turn_needs_it(tmp_path: Path) -> None:
+    """Turns of one conversation take its lock one at a time; a gateway that runs for months
+    must not keep a lock for every conversation it ever answered."""
+    from tests.scripted_bot import ScriptedBot
+
+    store = ConversationStore(tmp_path / "gateway.db")
+    bot = ScriptedBot()
+    hub = Hub(store, bot)
+    conversation, _ = store.create_conversation(None)
+    for n in range(3):
+        event, _new = store.append_shopper_message(
+            conversation.id, f"m{n}", {"type": "message", "author": "shopper", "text": "hi"})
+        await hub.shopper_message(conversation.id, event)
+    await settled(hub)
+    turns = [e for e in bot.trackers[conversation.id] if e["event"] == "user"]
+    assert len(turns) == 3  # each message answered once, in one turn each
+    assert not hub._locks
+    await hub.close()
+    store.close()
