@@ -11,6 +11,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from bot.settings import PROJECT_DIR
+from tests.mail.conftest import mail_gateway, mailbox  # noqa: F401  (fixtures for the mail pages)
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: Without the background-networking flags Chromium keeps calling home on a closed network.
