@@ -8,6 +8,7 @@ writes the same table.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import time
@@ -29,8 +30,14 @@ MIN_PASSWORD_LENGTH = 10
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 _hasher = PasswordHasher()
-#: Verified against when the email is unknown, so a wrong email costs as much as a wrong password.
-_DUMMY_HASH = _hasher.hash("not a real password, only for timing")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against when no agent has the email, so that an unknown address
+    takes as long as a wrong password. Made on the first login, not at import: it costs
+    about half a second, which every gateway start and CLI command paid."""
+    return _hasher.hash("not a real password, only for timing")
 
 
 class AgentError(GatewayError):
@@ -127,7 +134,7 @@ class AgentStore:
                 "SELECT * FROM agents WHERE email = ? AND disabled = 0", [email.strip().lower()]
             )
         )
-        stored = rows[0]["password_hash"] if rows else _DUMMY_HASH
+        stored = rows[0]["password_hash"] if rows else _dummy_hash()
         try:
             _hasher.verify(stored, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
