@@ -11,6 +11,7 @@ commit sends new rows at once.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -28,7 +29,7 @@ class Permanent(str):
     mailbox that does not exist): the row is given up at once."""
 
 
-class RetryingSender:
+class RetryingSender(abc.ABC):
     """Subclasses say how one row is delivered (:meth:`attempt`)."""
 
     def __init__(self, queue: DeliveryQueue, max_attempts: int, base_delay: float,
@@ -42,9 +43,9 @@ class RetryingSender:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
+    @abc.abstractmethod
     async def attempt(self, row: dict[str, Any]) -> str | None:
         """Deliver one row: None when the receiver took it, else what went wrong."""
-        raise NotImplementedError
 
     def describe(self, row: dict[str, Any]) -> str:
         """The row in a log line (never a secret or a whole address)."""
