@@ -44,6 +44,11 @@ def turn(tracker, text, intent, order=None):
     tracker.update(BotUttered("hi", {"elements": None}, {"utter_action": "utter_greet"}))
     tracker.update(ActionExecuted("action_listen"))
 
+def new_session(tracker):
+    for event in (ActionExecuted("action_session_start"), SessionStarted(),
+                  ActionExecuted("action_listen")):
+        tracker.update(event)
+
 async def main():
     ours = ShopTrackerStore(domain=domain, dialect="sqlite", db=db)
     stock = SQLTrackerStore(domain=domain, dialect="sqlite", db=db)
@@ -56,9 +61,7 @@ async def main():
         out["kept_open"] = c.connection.dbapi_connection is first
 
     tracker = DialogueStateTracker("anna", domain.slots)
-    tracker.update(ActionExecuted("action_session_start"))
-    tracker.update(SessionStarted())
-    tracker.update(ActionExecuted("action_listen"))
+    new_session(tracker)
     turn(tracker, "hello", "greet")
     await ours.save(tracker)
     # A second turn saved by the stock store (another writer): ours must read it all.
@@ -75,9 +78,7 @@ async def main():
     out["missing"] = await ours.retrieve("nobody") is None
 
     # A new session: only its events are read back, as by Rasa's own store.
-    mine.update(ActionExecuted("action_session_start"))
-    mine.update(SessionStarted())
-    mine.update(ActionExecuted("action_listen"))
+    new_session(mine)
     turn(mine, "hi again", "greet")
     await ours.save(mine)
     latest = await ours.retrieve("anna")

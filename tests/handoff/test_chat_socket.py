@@ -356,6 +356,18 @@ async def test_a_slow_or_failing_rasa_is_retried_until_it_answers(
 
 
 
+async def bad_identities_are_ignored(client: ChatClient, gateway: Gateway) -> None:
+    """A hello with an identity signed with the wrong secret, then a garbage identity
+    frame: both ignored, the socket still answers, no customer recorded."""
+    from bot.identity import sign_identity
+
+    await client.hello(identity=sign_identity("cus_0001", "not-the-secret-the-gateway-"
+                                                          "verifies-with"))
+    await client.send({"type": "identity", "token": "garbage"})
+    await client.turn("hi")
+    assert recorded_customer(gateway, client.conversation_id) is None
+
+
 def recorded_customer(gateway: Gateway, conversation_id: str | None) -> str | None:
     """The verified customer the gateway stored on the conversation, if any."""
     assert conversation_id is not None
@@ -383,12 +395,8 @@ async def test_only_a_genuinely_signed_identity_is_recorded_and_told_to_the_bot_
                 if e["event"] == "user" or (e["event"] == "slot"
                                             and e["name"] == "customer_id")]
 
-    forged = sign_identity("cus_0001", "not-the-secret-the-gateway-verifies-with")
     async with chat() as client:
-        await client.hello(identity=forged)
-        await client.send({"type": "identity", "token": "garbage"})
-        await client.turn("hi")  # the socket still works after ignored tokens
-        assert customer(client.conversation_id) is None
+        await bad_identities_are_ignored(client, gateway)
         assert told(client.conversation_id) == ["user hi"]
         # Signing in mid-chat: the identity frame.
         await client.send({"type": "identity", "token": sign_identity("cus_0002",

@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import bot_texts
-from tests.handoff.test_chat_socket import recorded_customer, two_misses_then_the_offered_person
+from tests.handoff.test_chat_socket import (
+    bad_identities_are_ignored,
+    recorded_customer,
+    two_misses_then_the_offered_person,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -36,12 +40,8 @@ async def test_only_a_genuinely_signed_identity_is_recorded(
         assert found is not None
         return found.first_name
 
-    forged = sign_identity("cus_0001", "not-the-secret-the-gateway-verifies-with")
     async with chat() as client:
-        await client.hello(identity=forged)
-        await client.send({"type": "identity", "token": "garbage"})
-        await client.turn("hi")  # the socket still works after ignored tokens
-        assert customer(client.conversation_id) is None
+        await bad_identities_are_ignored(client, gateway)
         # Signing in mid-chat: the identity frame.
         await client.send({"type": "identity", "token": sign_identity("cus_0002",
                                                                       IDENTITY_SECRET)})

@@ -8,14 +8,15 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from bot.settings import Settings
 from handoff.db.conversations import ConversationStore
 from handoff.mail import Mailer, compose
-from tests.conftest import add_agent, agent_console
+from tests.conftest import Gateway, add_agent, agent_console
 from tests.mail.conftest import MAIL_FROM, leave_message, mail_settings, shopper
 from tests.mailbox import Mailbox
 
@@ -26,6 +27,17 @@ async def _ticket(agent: Any) -> dict[str, Any]:
     state = await agent.expect(lambda f: f["type"] == "state" and f["tickets"])
     ticket: dict[str, Any] = state["tickets"][0]
     return ticket
+
+
+@asynccontextmanager
+async def cleo_with_a_ticket(gateway: Gateway, message: str
+                             ) -> AsyncIterator[tuple[Any, dict[str, Any]]]:
+    """Agent Cleo signed in to the console, with the ticket sam@example.org left."""
+    add_agent(gateway.settings, "cleo@shop.example", "Cleo")
+    async with shopper(gateway) as client:
+        await leave_message(client, "sam@example.org", message)
+    async with agent_console(gateway.http, "cleo@shop.example") as cleo:
+        yield cleo, await _ticket(cleo)
 
 
 async def test_an_answer_from_the_console_arrives_by_smtp_with_the_right_headers(
@@ -96,33 +108,26 @@ async def test_each_ticket_has_its_own_reply_token_and_the_thread_keeps_it(
 async def test_answering_by_mail_is_refused_when_mail_is_off(
     scripted_gateway_with: Callable[..., Any],
 ) -> None:
-    async with scripted_gateway_with(presence_grace=0.2) as gateway:  # no SMTP server set
-        add_agent(gateway.settings, "cleo@shop.example", "Cleo")
-        async with shopper(gateway) as client:
-            await leave_message(client, "sam@example.org", "Hello?")
-        async with agent_console(gateway.http, "cleo@shop.example") as cleo:
-            ticket = await _ticket(cleo)
-            await cleo.do("ticket_reply", ticket_id=ticket["id"], client_id="r1", text="Hi")
-            error = await cleo.expect(lambda f: f["type"] == "error")
-            assert error["code"] == "mail_off" and "SHOPCHAT_SMTP_HOST" in error["reason"]
+    # No SMTP server set.
+    async with scripted_gateway_with(presence_grace=0.2) as gateway, \
+            cleo_with_a_ticket(gateway, "Hello?") as (cleo, ticket):
+        await cleo.do("ticket_reply", ticket_id=ticket["id"], client_id="r1", text="Hi")
+        error = await cleo.expect(lambda f: f["type"] == "error")
+        assert error["code"] == "mail_off" and "SHOPCHAT_SMTP_HOST" in error["reason"]
 
 
 async def test_answering_by_mail_is_refused_when_the_ticket_is_done_or_the_text_empty(
     mail_gateway: Callable[..., Any],
 ) -> None:
-    async with mail_gateway() as gateway:
-        add_agent(gateway.settings, "cleo@shop.example", "Cleo")
-        async with shopper(gateway) as client:
-            await leave_message(client, "sam@example.org", "Hello?")
-        async with agent_console(gateway.http, "cleo@shop.example") as cleo:
-            ticket = await _ticket(cleo)
-            await cleo.do("ticket_done", ticket_id=ticket["id"])
-            await cleo.do("ticket_reply", ticket_id=ticket["id"], client_id="r1", text="Hi")
-            error = await cleo.expect(lambda f: f["type"] == "error")
-            assert error["code"] == "unknown_ticket"
-            await cleo.do("ticket_reply", ticket_id=ticket["id"], client_id="r2", text=" ")
-            error = await cleo.expect(lambda f: f["type"] == "error")
-            assert error["code"] == "empty_text"
+    async with mail_gateway() as gateway, \
+            cleo_with_a_ticket(gateway, "Hello?") as (cleo, ticket):
+        await cleo.do("ticket_done", ticket_id=ticket["id"])
+        await cleo.do("ticket_reply", ticket_id=ticket["id"], client_id="r1", text="Hi")
+        error = await cleo.expect(lambda f: f["type"] == "error")
+        assert error["code"] == "unknown_ticket"
+        await cleo.do("ticket_reply", ticket_id=ticket["id"], client_id="r2", text=" ")
+        error = await cleo.expect(lambda f: f["type"] == "error")
+        assert error["code"] == "empty_text"
 
 
 async def test_with_smtp_down_mail_waits_shows_as_pending_and_is_delivered_once_later(
@@ -169,17 +174,13 @@ async def test_a_mail_is_given_up_after_its_attempts_and_shown_as_failed(
 ) -> None:
     down = Mailbox()
     async with scripted_gateway_with(**mail_settings(down.port, mail_max_attempts=2,
-                                                     mail_retry_base=0.1)) as gateway:
-        add_agent(gateway.settings, "cleo@shop.example", "Cleo")
-        async with shopper(gateway) as client:
-            await leave_message(client, "sam@example.org", "Question")
-        async with agent_console(gateway.http, "cleo@shop.example") as cleo:
-            ticket = await _ticket(cleo)
-            await cleo.do("ticket_reply", ticket_id=ticket["id"], client_id="r", text="Hi")
-            state = await cleo.expect(
-                lambda f: f["type"] == "state" and [m["status"] for m in f["mail"]]
-                == ["failed"])
-            assert state["mail"][0]["attempts"] == 2
+                                                     mail_retry_base=0.1)) as gateway, \
+            cleo_with_a_ticket(gateway, "Question") as (cleo, ticket):
+        await cleo.do("ticket_reply", ticket_id=ticket["id"], client_id="r", text="Hi")
+        state = await cleo.expect(
+            lambda f: f["type"] == "state" and [m["status"] for m in f["mail"]]
+            == ["failed"])
+        assert state["mail"][0]["attempts"] == 2
 
 
 def test_list_unsubscribe_only_when_asked_for_and_one_click_for_https() -> None:
