@@ -202,6 +202,37 @@ CREATE TABLE IF NOT EXISTS mail_threads (
     subject TEXT NOT NULL,
     refs TEXT NOT NULL DEFAULT ''
 );""")),
+    Migration(8, "order updates: the shop's order events, and the orders each conversation "
+                 "proved are the shopper's", _statements("""
+-- One row per order event a shop sent (POST /api/v1/order-events, `shopchat orders
+-- event`), keyed by its idempotency key: where it went (a conversation, a mail, or
+-- nowhere) is decided once and written in the same transaction as the message, the
+-- mail and the webhook rows. No foreign keys: erasing a conversation must not trip on them.
+CREATE TABLE IF NOT EXISTS order_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_key TEXT NOT NULL UNIQUE,
+    fingerprint TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL,
+    customer_id TEXT,
+    channel TEXT NOT NULL,
+    conversation_id TEXT,
+    seq INTEGER,
+    email TEXT,
+    mail_message_id TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS order_events_by_time ON order_events (created_at);
+-- An order a conversation proved is the shopper's (the bot checked the order's email,
+-- or the storefront vouched for its customer): only such conversations get its updates.
+CREATE TABLE IF NOT EXISTS conversation_orders (
+    conversation_id TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    verified_at REAL NOT NULL,
+    PRIMARY KEY (order_id, conversation_id)
+);
+CREATE INDEX IF NOT EXISTS conversations_by_customer ON conversations (customer_id, updated_at);""")),
 )
 
 _VERSIONS = """
