@@ -35,7 +35,9 @@ from handoff.fanout import EventLog, Fanout, LocalBus
 from handoff.protocol import error_frame, system_message, typing_frame
 from handoff.rasa_bridge import Bot, replies_to_frames
 
-__all__ = ["BACKLOG_LIMIT", "AgentView", "Follower", "Hub", "Subscriber", "split_backlog"]
+__all__ = [
+    "BACKLOG_LIMIT", "AgentView", "Follower", "Hub", "Subscriber", "send_frames", "split_backlog",
+]
 
 log = logging.getLogger("gateway.hub")
 
@@ -138,19 +140,63 @@ class Subscriber:
         try:
             while self._pending:
                 frames, self._pending = self._pending, []
-                for frame in frames:
-                    if self.ws.closed:
-                        self._closing = True
-                        return
-                    try:
-                        await self.ws.send_json(frame)
-                    except (ConnectionError, RuntimeError):
-                        self._closing = True
-                        return
+                if self.ws.closed:
+                    self._closing = True
+                    return
+                try:
+                    await send_frames(self.ws, frames)
+                except (ConnectionError, RuntimeError):
+                    self._closing = True
+                    return
         finally:
             # No await since the last check: nothing pushed meanwhile can be left behind.
             self._pending = None
             self._flusher = None
+
+
+class _Batch:
+    """Stands in for a websocket's transport while a batch of frames is framed: it keeps
+    their bytes, to be handed to the real transport in one write."""
+
+    __slots__ = ("chunks", "transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+
+async def send_frames(ws: web.WebSocketResponse, frames: list[dict[str, Any]]) -> None:
+    """Write ``frames`` to ``ws`` in order, as one write to the socket when there are several.
+
+    A bot turn sends a few frames at once (the replies, then "stopped typing"); one
+    system call each was the largest part of the gateway's work per turn under load
+    (bench/bot_turn.py). aiohttp frames each message and writes it to its transport at
+    once, so for a batch its writer is pointed at a :class:`_Batch` that collects the
+    frames' bytes, and the real transport gets them in one write. Framing stays
+    aiohttp's own; nothing else can write in between (no await suspends while the
+    batch is framed: uncompressed frames are written synchronously).
+    """
+    writer = getattr(ws, "_writer", None)
+    transport = getattr(writer, "transport", None)
+    if len(frames) == 1 or writer is None or transport is None:
+        for frame in frames:
+            await ws.send_json(frame)
+        return
+    batch = _Batch(transport)
+    writer.transport = batch
+    try:
+        for frame in frames:
+            await ws.send_json(frame)
+    finally:
+        writer.transport = transport
+    if batch.chunks:
+        transport.write(b"".join(batch.chunks))
 
 
 class AgentView:
@@ -446,7 +492,7 @@ class Hub:
             frames.insert(0, _backlog_notice(skipped))
         events = await self.conversations.answer(conversation_id, message.seq, frames,
                                                  skip_older=skipped > 0)
-        log.info("conversation=%s seq=%s answered with %d events", conversation_id,
+        log.debug("conversation=%s seq=%s answered with %d events", conversation_id,
                  message.seq, len(events))
         self.publish(conversation_id, events)
         self.signal(conversation_id, typing_frame(False))

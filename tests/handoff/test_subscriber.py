@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 
 from handoff.db.conversations import StoredEvent
 from handoff.hub import Subscriber
@@ -109,3 +109,54 @@ async def test_a_broken_socket_takes_no_more_frames() -> None:
     assert closed.written == []
     await sub.close()
     await gone.close()
+
+
+async def test_frames_pushed_together_reach_a_real_socket_in_one_write_and_in_order() -> None:
+    """On a real aiohttp websocket over loopback: the frames pushed in one go (a bot
+    turn's replies and "stopped typing") go to the kernel in one write, framed as
+    separate websocket messages the client reads in order; a frame pushed later is
+    a write of its own; nothing is left in the batch buffer."""
+    writes: list[bytes] = []
+    done = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(compress=False)
+        await ws.prepare(request)
+        transport = request.transport
+        assert transport is not None
+        real_write = transport.write
+
+        def counting_write(data: bytes | bytearray | memoryview) -> None:
+            writes.append(bytes(data))
+            real_write(data)
+
+        transport.write = counting_write  # type: ignore[method-assign]
+        sub = Subscriber(ws, 0)
+        for seq in (1, 2, 3):
+            sub.push_event(event(seq))
+        sub.push_control({"type": "typing", "on": False})
+        await settle()
+        sub.push_control({"type": "pong"})
+        await sub.close()
+        await done.wait()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}/ws"
+    try:
+        async with ClientSession() as session, session.ws_connect(url) as ws:
+            received = [await ws.receive_json(timeout=5) for _ in range(5)]
+            done.set()
+    finally:
+        await runner.cleanup()
+    assert [f.get("seq", f["type"]) for f in received] == [1, 2, 3, "typing", "pong"]
+    # The four frames pushed together in one write, then the pong in its own (then
+    # the close frame).
+    assert writes[0].count(b'"type": "message"') == 3 and b'"typing"' in writes[0]
+    assert b'"pong"' in writes[1] and b'"message"' not in writes[1]
