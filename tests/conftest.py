@@ -6,8 +6,10 @@ assistant is the scripted stand-in (tests/scripted_bot.py, over HTTP tests/scrip
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp import web
+from argon2 import PasswordHasher
+from argon2.profiles import CHEAPEST
 from hypothesis import settings as hypothesis_settings
 from pydantic import SecretStr
 from websockets.asyncio.client import ClientConnection, connect
 
+import handoff.db.agents as agents_module
 from bot.settings import Settings
 from handoff.app import start as start_gateway
 from shopchat.stack import StackHandle, free_port, spawn
@@ -46,6 +51,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+#: The gateway's own password hasher: Argon2id with argon2-cffi's default parameters
+#: (RFC 9106's low-memory profile, about 0.1 s of CPU a hash or check).
+PRODUCT_PASSWORD_HASHER = agents_module._hasher
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashes() -> Iterator[None]:
+    """Accounts the tests create and sign in to are hashed with Argon2id at argon2-cffi's
+    cheapest parameters (``argon2.profiles.CHEAPEST``, for tests), in this process: the
+    fast tier makes about a hundred hashes and checks, 16 s of CPU at the product's cost.
+    tests/handoff/test_agents.py checks the product's parameters with the product's
+    hasher; gateways in their own processes (tests/handoff/test_restart.py) keep it too,
+    and rehash a cheap hash at the first sign-in, as after any change of parameters."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(agents_module, "_hasher", PasswordHasher.from_parameters(CHEAPEST))
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -325,6 +348,31 @@ async def agent_console(
         yield client
 
 
+def run_shopchat(*args: str, env: Mapping[str, str | None] | None = None,
+                 stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """``shopchat ARGS`` run in this process: the command's own entry point
+    (``shopchat.cli.main``, with its error handling and exit codes) inside click's
+    CliRunner isolation, which swaps stdin, stdout, stderr and the ``env`` variables for
+    the call. A process costs ~0.5 s of start-up and imports each time;
+    tests/shopchat/test_cli.py keeps running the installed ``shopchat`` itself. An
+    exception that would have been a traceback is raised here, failing the test."""
+    from click.testing import CliRunner
+
+    from shopchat.cli import main
+
+    code: int | str | None = 0
+    with CliRunner().isolation(input=stdin, env=env) as (out, err, _), \
+            pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", ["shopchat", *args])
+        try:
+            main()
+        except SystemExit as exit_:
+            code = exit_.code
+        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    returncode = code if isinstance(code, int) else (0 if code is None else 1)
+    return subprocess.CompletedProcess(["shopchat", *args], returncode, stdout, stderr)
+
+
 def is_bot_message(frame: dict[str, Any]) -> bool:
     return frame["type"] == "message" and frame["author"] == "bot"
 
@@ -346,4 +394,5 @@ __all__ = [
     "bot_texts",
     "free_port",
     "is_bot_message",
+    "run_shopchat",
 ]

@@ -7,13 +7,23 @@ import time
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher, extract_parameters
+from argon2.profiles import RFC_9106_LOW_MEMORY
 
+import handoff.db.agents as agents_module
 from handoff.db.agents import AgentError, AgentStore
 from handoff.db.conversations import ConversationStore
 from handoff.db.desk import DeskStore
 from handoff.handoff_states import ASSIGN, ENQUEUE
+from tests.conftest import PRODUCT_PASSWORD_HASHER
 
 PASSWORD = "a long enough secret"
+
+
+@pytest.fixture(autouse=True)
+def product_hasher(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests hash with the gateway's own parameters, not the tests' cheap ones."""
+    monkeypatch.setattr(agents_module, "_hasher", PRODUCT_PASSWORD_HASHER)
 
 
 @pytest.fixture
@@ -30,6 +40,8 @@ def test_password_is_stored_as_argon2id_and_sign_in_works(
     with sqlite3.connect(tmp_path / "gateway.db") as conn:
         (stored,) = conn.execute("SELECT password_hash FROM agents").fetchone()
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
+    # argon2-cffi's defaults: RFC 9106's low-memory profile (64 MiB, 3 passes, 4 lanes).
+    assert extract_parameters(stored) == RFC_9106_LOW_MEMORY
     login = agents.login("dana@shop.example", PASSWORD, lifetime=60)
     assert login is not None and login.agent.id == agent.id
     session = agents.authenticate(login.token)
@@ -49,6 +61,21 @@ def test_wrong_password_unknown_email_and_expired_sessions_are_refused(
     expired = agents.login("eve@shop.example", PASSWORD, lifetime=-1)
     assert expired is not None and agents.authenticate(expired.token) is None
     assert agents.authenticate("made-up") is None
+
+
+def test_a_hash_made_with_other_parameters_is_redone_at_sign_in(
+    store: ConversationStore, tmp_path: Path
+) -> None:
+    agents = AgentStore(store)
+    agents.add("gil@shop.example", "Gil", PASSWORD, capacity=1)
+    older = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+    with sqlite3.connect(tmp_path / "gateway.db") as conn:
+        conn.execute("UPDATE agents SET password_hash = ?", [older])
+    assert agents.login("gil@shop.example", PASSWORD, lifetime=60) is not None
+    with sqlite3.connect(tmp_path / "gateway.db") as conn:
+        (stored,) = conn.execute("SELECT password_hash FROM agents").fetchone()
+    assert extract_parameters(stored) == RFC_9106_LOW_MEMORY
+    assert agents.login("gil@shop.example", PASSWORD, lifetime=60) is not None
 
 
 def test_new_password_ends_open_sessions(store: ConversationStore) -> None:

@@ -6,7 +6,6 @@ import csv
 import json
 import sqlite3
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from bot.kb.log import KBLog
 from handoff.analytics import build_report
 from handoff.db.conversations import ConversationStore
+from tests.conftest import run_shopchat
 
 DAY1 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC).timestamp()
 DAY2 = datetime(2026, 11, 3, 10, 0, tzinfo=UTC).timestamp()
@@ -133,14 +133,9 @@ def test_an_empty_installation_reports_zeros_not_errors(tmp_path: Path) -> None:
 
 
 def test_shopchat_report_prints_json_and_writes_csv(var: Path, tmp_path: Path) -> None:
-    import os
-
     def report(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(Path(sys.executable).parent / "shopchat"), "report", "--days", "3650", *args],
-            capture_output=True, text=True, check=False,
-            env={**os.environ, "SHOPCHAT_VAR_DIR": str(var)},
-        )
+        return run_shopchat("report", "--days", "3650", *args,
+                            env={"SHOPCHAT_VAR_DIR": str(var)})
 
     out = tmp_path / "days.csv"
     completed = report("--json", "--csv", str(out))

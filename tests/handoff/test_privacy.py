@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +16,7 @@ from bot.store.policy import ReturnWindow
 from bot.store.sqlite import SQLiteShop
 from handoff.db.conversations import ConversationStore
 from handoff.privacy import conversations_of, delete, export, purge_older_than
+from tests.conftest import run_shopchat
 
 GUEST = "Sam.Guest@example.org"
 ANNA = "anna.berg@example.com"
@@ -144,16 +142,13 @@ def test_retention_deletes_only_old_conversations(tmp_path: Path) -> None:
 
 def test_the_privacy_commands(tmp_path: Path) -> None:
     seed(tmp_path)
-    env = {**os.environ, "SHOPCHAT_VAR_DIR": str(tmp_path)}
-    shopchat = str(Path(sys.executable).parent / "shopchat")
+    env = {"SHOPCHAT_VAR_DIR": str(tmp_path)}
     out = tmp_path / "export.json"
-    exported = subprocess.run([shopchat, "privacy", "export", GUEST, "--output", str(out)],
-                              capture_output=True, text=True, env=env, check=False)
+    exported = run_shopchat("privacy", "export", GUEST, "--output", str(out), env=env)
     assert exported.returncode == 0, exported.stderr
     assert json.loads(out.read_text())["email"] == GUEST
     out.unlink()
-    deleted = subprocess.run([shopchat, "privacy", "delete", GUEST, "--yes"],
-                             capture_output=True, text=True, env=env, check=False)
+    deleted = run_shopchat("privacy", "delete", GUEST, "--yes", env=env)
     assert deleted.returncode == 0 and "conversations 1" in deleted.stdout
     assert found_anywhere(tmp_path, GUEST) == []
 

@@ -15,6 +15,7 @@ import pytest
 from bot.kb.index import Embedder
 from bot.settings import PROJECT_DIR
 from shopchat.kb_eval import evaluate_kb
+from tests.conftest import run_shopchat
 
 SHOPCHAT = str(Path(sys.executable).parent / "shopchat")
 KB = PROJECT_DIR / "data" / "kb"
@@ -124,8 +125,7 @@ def test_eval_kb_prints_json_last(tmp_path: Path) -> None:
 def test_eval_kb_reports_bad_input_in_one_line(tmp_path: Path) -> None:
     queries = tmp_path / "q.csv"
     queries.write_text("query,article_id\nwhere is it,no-such-article\n")
-    completed = subprocess.run([SHOPCHAT, "eval", "kb", "--articles", str(KB), "--queries",
-                                str(queries)], capture_output=True, text=True, check=False)
+    completed = run_shopchat("eval", "kb", "--articles", str(KB), "--queries", str(queries))
     assert completed.returncode == 1
     assert "q.csv:2: no article with id 'no-such-article'" in completed.stderr
     assert "Traceback" not in completed.stderr
@@ -133,10 +133,8 @@ def test_eval_kb_reports_bad_input_in_one_line(tmp_path: Path) -> None:
 
 def test_kb_build_fails_on_a_broken_article_and_names_it(tmp_path: Path) -> None:
     (tmp_path / "bad.md").write_text("---\nid: bad\ntitle: [oops\n---\nBody\n")
-    completed = subprocess.run(
-        [SHOPCHAT, "kb", "build", "--articles", str(tmp_path)], capture_output=True, text=True,
-        check=False, env={"SHOPCHAT_MODELS_DIR": str(tmp_path / "models"), "PATH": "/usr/bin"},
-    )
+    completed = run_shopchat("kb", "build", "--articles", str(tmp_path),
+                             env={"SHOPCHAT_MODELS_DIR": str(tmp_path / "models")})
     assert completed.returncode == 1
     assert f"{tmp_path / 'bad.md'}:" in completed.stderr and "bad YAML" in completed.stderr
     assert not (tmp_path / "models" / "kb" / "current.json").exists()

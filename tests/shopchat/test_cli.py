@@ -1,4 +1,8 @@
-"""The CLI: every command documented in the README; clear errors for bad input."""
+"""The CLI: every command documented in the README; clear errors for bad input.
+
+The commands run in-process through their entry point (``run_shopchat``); the
+installed ``shopchat`` executable itself runs as a process in
+``test_bad_configuration_is_reported_without_a_traceback``."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import click
 
 from bot.settings import PROJECT_DIR
 from shopchat.cli import cli
+from tests.conftest import run_shopchat
 
 SHOPCHAT = str(Path(sys.executable).parent / "shopchat")
 
@@ -32,8 +37,7 @@ def test_every_command_is_in_the_readme() -> None:
 
 
 def test_eval_nlu_on_a_missing_file_says_so() -> None:
-    completed = subprocess.run([SHOPCHAT, "eval", "nlu", "--data", "/nonexistent.csv"],
-                               capture_output=True, text=True, check=False)
+    completed = run_shopchat("eval", "nlu", "--data", "/nonexistent.csv")
     assert completed.returncode == 1
     assert "/nonexistent.csv: no such file." in completed.stderr
     assert "Traceback" not in completed.stderr
@@ -49,11 +53,7 @@ def test_bad_configuration_is_reported_without_a_traceback() -> None:
 
 def _shopchat(*args: str, var: Path, stdin: str = "",
               **extra_env: str) -> subprocess.CompletedProcess[str]:
-    import os
-
-    env = {**os.environ, "SHOPCHAT_VAR_DIR": str(var), **extra_env}
-    return subprocess.run([SHOPCHAT, *args], input=stdin, capture_output=True, text=True,
-                          check=False, env=env)
+    return run_shopchat(*args, env={"SHOPCHAT_VAR_DIR": str(var), **extra_env}, stdin=stdin)
 
 
 def test_agents_add_then_list_then_sign_in_with_the_password(tmp_path: Path) -> None:
