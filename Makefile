@@ -49,9 +49,11 @@ lint: setup
 
 # The fast tier (under a minute): lint, types, and every test that needs neither
 # a trained model, the running stack nor a browser. Run it on every change.
+# tests/test_code_quality.py runs ruff and mypy again inside pytest: `make test` has it,
+# here lint has just done both.
 check: lint
 	$(VENV)/bin/python -m pytest -q -n 2 -m "not stack and not slow" -p no:cacheprovider \
-		--hypothesis-profile=fast
+		--hypothesis-profile=fast --ignore=tests/test_code_quality.py
 
 # kb_fusion.py also measures candidate encoders the bot does not use (the kb-bench extra).
 bench: train

