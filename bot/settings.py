@@ -10,6 +10,7 @@ import os
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -69,6 +70,43 @@ class Settings(BaseSettings):
         "body; also how long an idle keep-alive connection stays open.",
     )
     rasa_timeout: float = Field(30.0, gt=0, description="Seconds to wait for one Rasa turn.")
+    rasa_replicas: int = Field(
+        1, ge=1, le=16,
+        description="Rasa servers `shopchat up` starts, each with its own action server "
+        "(on rasa_port+i and action_port+i); more than one needs database_url and redis_url.",
+    )
+    rasa_urls: list[str] = Field(
+        default_factory=list,
+        description="The Rasa servers the gateway sends turns to, round-robin over the "
+        "healthy ones. Empty: the ones `shopchat up` starts (rasa_port, rasa_port+1, ...).",
+    )
+    action_urls: list[str] = Field(
+        default_factory=list,
+        description="The action server of each Rasa server, in rasa_urls' order (or one for "
+        "all), for the gateway's health check. Empty: action_port, action_port+1, ...",
+    )
+    rasa_health_interval: float = Field(
+        2.0, gt=0,
+        description="With several Rasa servers: seconds between the gateway's health checks "
+        "of each; one that fails is left out until it answers again.",
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        description="postgresql://user:password@host:port/db. Set (with redis_url): Rasa's "
+        "tracker store is this database (schema rasa). The gateway still uses SQLite.",
+    )
+    redis_url: SecretStr | None = Field(
+        None, description="redis://[:password@]host:port/db. Set: Rasa's lock store.",
+    )
+    rasa_sql_pool_size: int = Field(
+        2, ge=1, le=50,
+        description="Postgres connections each Rasa server keeps open (SQL_POOL_SIZE).",
+    )
+    rasa_sql_max_overflow: int = Field(
+        2, ge=0, le=100,
+        description="Postgres connections each Rasa server may open beyond its pool "
+        "(SQL_MAX_OVERFLOW).",
+    )
     support_email: str = Field(
         "support@example.com", description="Shown when no person can take the chat."
     )
@@ -227,7 +265,8 @@ class Settings(BaseSettings):
     )
 
     @field_validator("identity_secret", "rasa_token", "shop_api_token", "webhook_secret",
-                     "smtp_password", "inbound_mail_secret", mode="before")
+                     "smtp_password", "inbound_mail_secret", "database_url", "redis_url",
+                     mode="before")
     @classmethod
     def _empty_secret_is_none(cls, value: object) -> object:
         # SHOPCHAT_IDENTITY_SECRET= (set but empty) must not become a secret anyone can guess.
@@ -263,6 +302,58 @@ class Settings(BaseSettings):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"webhook URL {url!r} must start with http:// or https://")
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            url = urlsplit(value.get_secret_value())
+            if url.scheme not in ("postgresql", "postgres") or not url.hostname \
+                    or not url.path.strip("/"):
+                raise ValueError("database_url (SHOPCHAT_DATABASE_URL) must look like "
+                                 "postgresql://user:password@host:5432/dbname")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            url = urlsplit(value.get_secret_value())
+            if url.scheme != "redis" or not url.hostname:
+                raise ValueError("redis_url (SHOPCHAT_REDIS_URL) must look like "
+                                 "redis://[:password@]host:6379/0 (rediss:// is not supported "
+                                 "for Rasa's lock store)")
+            try:
+                int(url.path.strip("/") or 0)
+                _ = url.port
+            except ValueError:
+                raise ValueError("redis_url (SHOPCHAT_REDIS_URL): the port and the database "
+                                 "(the path) must be numbers") from None
+        return value
+
+    @field_validator("rasa_urls", "action_urls")
+    @classmethod
+    def _server_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")) or url.endswith("/"):
+                raise ValueError(f"{url!r} must be http(s)://host:port, without a trailing "
+                                 "slash")
+        return value
+
+    @model_validator(mode="after")
+    def _replicas_share_storage(self) -> Settings:
+        if (self.database_url is None) != (self.redis_url is None):
+            raise ValueError("set database_url (SHOPCHAT_DATABASE_URL) and redis_url "
+                             "(SHOPCHAT_REDIS_URL) together: Rasa keeps its trackers in the "
+                             "one and its conversation locks in the other")
+        if self.rasa_replicas > 1 and self.database_url is None:
+            raise ValueError("rasa_replicas > 1 needs database_url (SHOPCHAT_DATABASE_URL) and "
+                             "redis_url (SHOPCHAT_REDIS_URL): the replicas share their "
+                             "conversations through them")
+        if len(self.action_urls) not in (0, 1, len(self.rasa_replica_urls)):
+            raise ValueError("action_urls must name one action server for all Rasa servers "
+                             "or one for each of rasa_urls")
+        return self
 
     @model_validator(mode="after")
     def _webhooks_are_signed(self) -> Settings:
@@ -360,11 +451,30 @@ class Settings(BaseSettings):
 
     @property
     def rasa_url(self) -> str:
-        return f"http://127.0.0.1:{self.rasa_port}"
+        """The (first) Rasa server."""
+        return self.rasa_replica_urls[0]
 
     @property
     def action_url(self) -> str:
-        return f"http://127.0.0.1:{self.action_port}"
+        """The (first) action server."""
+        return self.action_replica_urls[0]
+
+    @property
+    def rasa_replica_urls(self) -> list[str]:
+        """Every Rasa server the gateway talks to (``rasa_url`` is the first)."""
+        if self.rasa_urls:
+            return list(self.rasa_urls)
+        return [f"http://127.0.0.1:{self.rasa_port + i}" for i in range(self.rasa_replicas)]
+
+    @property
+    def action_replica_urls(self) -> list[str]:
+        """The action server of each of ``rasa_replica_urls``, in the same order."""
+        count = len(self.rasa_replica_urls)
+        if len(self.action_urls) == 1:
+            return self.action_urls * count
+        if self.action_urls:
+            return list(self.action_urls)
+        return [f"http://127.0.0.1:{self.action_port + i}" for i in range(count)]
 
     @property
     def public_url(self) -> str:

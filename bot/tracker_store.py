@@ -19,7 +19,12 @@ out of every turn, both measured with py-spy on ``bench/bot_turn.py``:
   latest session's events, and how many of them are stored) are plain SQL
   here, not built and compiled by the ORM each time.
 
-On PostgreSQL (the scale-out configuration) the store is Rasa's unchanged.
+On PostgreSQL (``bot/endpoints-scaleout.yml``, several Rasa servers sharing
+one database) the reading of events is the same, and the events table lives in
+its own schema (``schema:``, ``rasa``) so that it never meets a table of the
+same name in the database the gateway shares: Rasa would create ``events`` in
+``public``. SQLAlchemy's pool already keeps connections to a server, so the
+SQLite connection handling does not apply there.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import functools
 import itertools
 import json
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,7 +43,7 @@ from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.common import all_subclasses
 
-__all__ = ["ShopTrackerStore", "deserialise_events", "event_classes"]
+__all__ = ["ShopTrackerStore", "deserialise_events", "event_classes", "postgres_schema_url"]
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +90,45 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+#: Any key: the advisory lock under which Rasa servers starting together create the schema.
+_SCHEMA_LOCK = 0x5C4A7
+
+
+def postgres_schema_url(url: str, schema: str) -> str:
+    """``url`` (a whole ``postgresql://`` URL) with the schema first on the search path;
+    creates the schema and Rasa's table in it if missing, under an advisory lock, so that
+    replicas starting at once do not race each other into errors."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+        raise ValueError(f"tracker store schema {schema!r}: use lower-case letters, digits, _")
+    with_schema = sa.engine.make_url(url).update_query_dict(
+        {"options": f"-csearch_path={schema}"})
+    engine = sa.create_engine(with_schema, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                               {"key": _SCHEMA_LOCK})
+            connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            SQLTrackerStore.Base.metadata.create_all(connection)
+    finally:
+        engine.dispose()
+    return str(with_schema.render_as_string(hide_password=False))
+
+
 class ShopTrackerStore(SQLTrackerStore):  # type: ignore[misc]
     """``SQLTrackerStore`` with WAL and ``synchronous=NORMAL`` on SQLite, and a faster
-    reading of stored events. Takes the same settings in ``endpoints.yml``."""
+    reading of stored events. Takes the same settings in ``endpoints.yml``, and on
+    PostgreSQL ``schema``: where the events table lives (given ``url`` as a whole
+    ``postgresql://`` URL)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, schema: str | None = None, **kwargs: Any) -> None:
+        if schema is not None:
+            host = kwargs.get("host") or ""
+            if kwargs.get("dialect") != "postgresql" or "://" not in host:
+                # Rasa falls back to an in-memory store on AttributeError/ImportError only:
+                # a ValueError stops the server with this message.
+                raise ValueError("tracker store: schema needs dialect postgresql and url "
+                                 "postgresql://user:password@host:port/db")
+            kwargs["host"] = postgres_schema_url(host, schema)
         super().__init__(*args, **kwargs)
         if self.engine.dialect.name == "sqlite":
             # SQLAlchemy 1.4 opens a file database with NullPool: a new connection for

@@ -44,8 +44,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await checkpoints.start()
     session = aiohttp.ClientSession()
     token = settings.rasa_token.get_secret_value() if settings.rasa_token else None
-    bridge: Bot = app.get(BOT) or RasaBridge(
-        session, settings.rasa_url, settings.action_url, token, settings.rasa_timeout)
+    rasa = None if BOT in app else RasaBridge(
+        session, settings.rasa_replica_urls, settings.action_replica_urls, token,
+        settings.rasa_timeout, settings.rasa_health_interval)
+    bridge: Bot = app[BOT] if rasa is None else rasa
+    if rasa is not None:
+        rasa.start()
     hub = Hub(store, bridge)
     webhooks = Webhooks(store, settings)
     mailer = Mailer(store, settings)
@@ -66,6 +70,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await webhooks.close()
     await mailer.close()
     await hub.close()
+    if rasa is not None:
+        await rasa.close()
     await session.close()
     await checkpoints.close()
     store.close()

@@ -1,9 +1,14 @@
-"""Talking to Rasa (REST webhook and HTTP API) and to the action server, over loopback."""
+"""Talking to Rasa (REST webhook and HTTP API) and to the action server, over loopback;
+to several Rasa servers in turn when there are replicas."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
@@ -12,7 +17,7 @@ from bot.cards import parse_card
 from bot.escalation import parse_handoff
 from handoff.exceptions import RasaUnavailable
 
-__all__ = ["Bot", "RasaBridge", "replies_to_frames"]
+__all__ = ["Bot", "RasaBridge", "Replica", "replies_to_frames"]
 
 log = logging.getLogger("gateway.rasa")
 
@@ -80,22 +85,66 @@ class Bot(Protocol):
     async def health(self) -> dict[str, dict[str, Any]]: ...
 
 
+@dataclass
+class Replica:
+    """One Rasa server and its action server, as the bridge last found them."""
+
+    rasa_url: str
+    action_url: str
+    #: False from a request that could not reach it, or a failed health check, until a
+    #: health check finds Rasa with a model and the action server up again.
+    healthy: bool = True
+    detail: str = ""
+    #: Requests sent to it (answered or not), shown in /healthz.
+    requests: int = 0
+
+
 class RasaBridge:
-    """One aiohttp session to Rasa and the action server."""
+    """One aiohttp session to Rasa and the action server; with several Rasa servers
+    (replicas sharing their trackers through Postgres and their locks through Redis),
+    each request goes to the next healthy one in turn.
+
+    The gateway never has two turns of one conversation in flight (the hub's turn lock),
+    so spreading requests across replicas never runs one conversation on two of them
+    at once. A replica that cannot be reached (connection refused or dropped: it
+    answered nothing) is taken out at once and the request goes to the next one; a
+    timeout is not retried elsewhere, since the slow replica may still be running that
+    turn. With more than one replica, :meth:`start` checks each every
+    ``health_interval`` seconds and takes back those that answer again.
+    """
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
-        rasa_url: str,
-        action_url: str,
+        rasa_urls: Sequence[str],
+        action_urls: Sequence[str],
         token: str | None,
         timeout: float,
+        health_interval: float = 2.0,
     ) -> None:
+        if not rasa_urls or len(action_urls) != len(rasa_urls):
+            raise ValueError("RasaBridge needs one action server URL per Rasa URL")
         self._session = session
-        self._rasa_url = rasa_url
-        self._action_url = action_url
+        self.replicas = [Replica(rasa, action) for rasa, action in zip(rasa_urls, action_urls,
+                                                                        strict=True)]
         self._token = token
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._health_interval = health_interval
+        self._turn = itertools.count()
+        self._checker: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Check the replicas' health in the background (only with more than one: a
+        single Rasa is always tried, so there is nothing to choose)."""
+        if len(self.replicas) > 1 and self._checker is None:
+            self._checker = asyncio.create_task(self._check_forever())
+
+    async def close(self) -> None:
+        if self._checker is not None:
+            self._checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checker
+            self._checker = None
 
     async def send(self, sender: str, text: str, metadata: dict[str, Any]) -> list[Any]:
         """Send one shopper message to Rasa's REST webhook and return its replies.
@@ -149,29 +198,100 @@ class RasaBridge:
             "input_channel": "rest", "metadata": {"seq": seq, "to": "agent"},
         }])
 
+    def _pick(self, tried: Sequence[Replica]) -> Replica:
+        """The next healthy replica not yet tried; when none is healthy, the next untried
+        one all the same (a replica may be back before its health check says so).
+        ``tried`` must leave one out."""
+        start = next(self._turn)
+        order = [self.replicas[(start + i) % len(self.replicas)]
+                 for i in range(len(self.replicas))]
+        untried = [replica for replica in order if replica not in tried]
+        return next((r for r in untried if r.healthy), untried[0])
+
     async def _api(
         self, method: str, path: str, body: object, params: dict[str, str]
     ) -> Any:
+        tried: list[Replica] = []
+        for _ in self.replicas:
+            replica = self._pick(tried)
+            tried.append(replica)
+            try:
+                return await self._request(replica, method, path, body, params)
+            except _Unreachable as error:
+                self._set_health(replica, False, f"not reachable ({error.reason})")
+                reason = error.reason
+        raise RasaUnavailable(f"Rasa is not reachable: {reason}")
+
+    async def _request(self, replica: Replica, method: str, path: str, body: object,
+                       params: dict[str, str]) -> Any:
         query = {**params, **({"token": self._token} if self._token else {})}
+        replica.requests += 1
         try:
             async with self._session.request(
-                method, f"{self._rasa_url}{path}", json=body, params=query, timeout=self._timeout
+                method, f"{replica.rasa_url}{path}", json=body, params=query,
+                timeout=self._timeout,
             ) as response:
                 if response.status != 200:
                     detail = (await response.text())[:200]
                     raise RasaUnavailable(f"Rasa answered HTTP {response.status}: {detail}")
                 return await response.json()
-        except (TimeoutError, aiohttp.ClientError, ValueError) as error:
+        except TimeoutError as error:  # before ClientError: aiohttp's timeouts are both
+            raise RasaUnavailable(f"Rasa is not reachable: {error!r}") from error
+        except aiohttp.ClientConnectionError as error:
+            raise _Unreachable(repr(error)) from error
+        except (aiohttp.ClientError, ValueError) as error:
             raise RasaUnavailable(f"Rasa is not reachable: {error!r}") from error
 
-    async def health(self) -> dict[str, dict[str, Any]]:
-        """Reachability of Rasa (with its loaded model) and of the action server."""
-        rasa, actions = await asyncio.gather(self._rasa_health(), self._action_health())
-        return {"rasa": rasa, "action_server": actions}
+    def _set_health(self, replica: Replica, healthy: bool, detail: str = "") -> None:
+        if healthy != replica.healthy and len(self.replicas) > 1:
+            if healthy:
+                log.info("rasa replica %s is back", replica.rasa_url)
+            else:
+                log.warning("rasa replica %s left out: %s", replica.rasa_url, detail)
+        replica.healthy, replica.detail = healthy, detail
 
-    async def _rasa_health(self) -> dict[str, Any]:
+    async def _check_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._health_interval)
+            await self.health()
+
+    async def health(self) -> dict[str, dict[str, Any]]:
+        """Reachability of Rasa (with its loaded model) and of the action server; with
+        several replicas, each one's under ``rasa.replicas``, and each is ok while at
+        least one replica (Rasa and its action server) is."""
+        checks = await asyncio.gather(*(self._replica_health(r) for r in self.replicas))
+        for replica, (rasa, actions) in zip(self.replicas, checks, strict=True):
+            ok = rasa["ok"] and actions["ok"]
+            self._set_health(replica, ok, "" if ok else
+                             (rasa if not rasa["ok"] else actions).get("detail", ""))
+        if len(self.replicas) == 1:
+            rasa, actions = checks[0]
+            return {"rasa": rasa, "action_server": actions}
+        healthy = [(r, c) for r, c in zip(self.replicas, checks, strict=True) if r.healthy]
+        rasa_summary: dict[str, Any] = {
+            "ok": bool(healthy),
+            "replicas": [{"url": replica.rasa_url, **rasa, "action_server": actions,
+                          "requests": replica.requests}
+                         for replica, (rasa, actions) in zip(self.replicas, checks,
+                                                             strict=True)],
+        }
+        if healthy:
+            rasa_summary["model"] = healthy[0][1][0]["model"]
+        else:
+            rasa_summary["detail"] = "no Rasa replica is up with its action server"
+        return {"rasa": rasa_summary,
+                "action_server": {"ok": bool(healthy)} if healthy else
+                {"ok": False, "detail": "no replica has both Rasa and its action server up"}}
+
+    async def _replica_health(self, replica: Replica
+                              ) -> tuple[dict[str, Any], dict[str, Any]]:
+        rasa, actions = await asyncio.gather(self._rasa_health(replica),
+                                             self._action_health(replica))
+        return rasa, actions
+
+    async def _rasa_health(self, replica: Replica) -> dict[str, Any]:
         params = {"token": self._token} if self._token else {}
-        result = await self._get_json(f"{self._rasa_url}/status", params)
+        result = await self._get_json(f"{replica.rasa_url}/status", params)
         if not result["ok"]:
             return result
         model = (result.pop("body") or {}).get("model_id")
@@ -179,8 +299,8 @@ class RasaBridge:
             return {"ok": False, "detail": "Rasa is up but has no model loaded"}
         return {"ok": True, "model": model}
 
-    async def _action_health(self) -> dict[str, Any]:
-        result = await self._get_json(f"{self._action_url}/health", {})
+    async def _action_health(self, replica: Replica) -> dict[str, Any]:
+        result = await self._get_json(f"{replica.action_url}/health", {})
         result.pop("body", None)
         return result
 
@@ -194,3 +314,11 @@ class RasaBridge:
                 return {"ok": True, "body": await response.json()}
         except (TimeoutError, aiohttp.ClientError, ValueError) as error:
             return {"ok": False, "detail": f"not reachable ({type(error).__name__})"}
+
+
+class _Unreachable(Exception):
+    """A request that reached no Rasa (refused, or dropped before any answer)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -19,9 +19,9 @@ __all__ = ["main"]
 console = Console(stderr=True)
 
 
-def _settings() -> Settings:
+def _settings(**overrides: object) -> Settings:
     try:
-        return load_settings()
+        return load_settings(**overrides)
     except ValueError as error:
         raise click.ClickException(f"Bad configuration: {error}") from error
 
@@ -32,11 +32,16 @@ def cli() -> None:
 
 
 @cli.command()
-def up() -> None:
-    """Start Rasa, the action server and the gateway; Ctrl-C stops all three."""
+@click.option("--rasa-replicas", type=click.IntRange(1, 16), default=None,
+              help="Rasa servers to start, each with its own action server, behind the "
+              "gateway (default: SHOPCHAT_RASA_REPLICAS, 1). More than one needs "
+              "SHOPCHAT_DATABASE_URL and SHOPCHAT_REDIS_URL.")
+def up(rasa_replicas: int | None) -> None:
+    """Start Rasa, the action server and the gateway; Ctrl-C stops them all."""
     from shopchat.stack import up as run_stack
 
-    sys.exit(run_stack(_settings()))
+    overrides = {} if rasa_replicas is None else {"rasa_replicas": rasa_replicas}
+    sys.exit(run_stack(_settings(**overrides)))
 
 
 @cli.command()

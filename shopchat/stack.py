@@ -31,14 +31,22 @@ from pydantic import SecretStr
 
 from bot.settings import Settings
 from shopchat.exceptions import ShopchatError
-from shopchat.rasa_env import rasa_env, rasa_executable
+from shopchat.rasa_env import (
+    endpoints_file,
+    rasa_env,
+    rasa_executable,
+    shared_storage_env,
+)
 from shopchat.training import current_model
 
 __all__ = [
     "ProcessSpec",
     "StackHandle",
     "free_port",
+    "free_ports",
     "plan",
+    "replica_ports",
+    "replica_urls",
     "settings_env",
     "spawn",
     "up",
@@ -58,36 +66,56 @@ class ProcessSpec:
 
 
 def plan(settings: Settings, token: str, model: Path) -> list[ProcessSpec]:
-    """The three processes of the stack, with their command lines and environments."""
-    root = settings.project_dir
+    """The stack's processes, with their command lines and environments: Rasa and its
+    action server (``rasa_replicas`` of each, ``rasa-1``, ``actions-1``, ... when more
+    than one, on consecutive ports), then the gateway."""
     settings.var_path.mkdir(parents=True, exist_ok=True)
     python = sys.executable
     shared = settings_env(settings, token)
-    rasa = ProcessSpec(
-        "rasa",
-        [
-            str(rasa_executable(settings)), "run",
-            "--enable-api", "--auth-token", token,
-            "--interface", "127.0.0.1", "--port", str(settings.rasa_port),
-            "--model", str(model),
-            "--endpoints", str(root / "bot" / "endpoints.yml"),
-            "--credentials", str(root / "bot" / "credentials.yml"),
-            "--response-timeout", str(int(settings.rasa_timeout)),
-        ],
-        rasa_env(
-            settings,
-            SHOPCHAT_ACTION_URL=f"{settings.action_url}/webhook",
-            SHOPCHAT_TRACKER_DB=str(settings.tracker_db),
-            PYTHONUNBUFFERED="1",
-        ),
-    )
-    actions = ProcessSpec(
-        "actions",
-        [python, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)],
-        {**shared, "SANIC_HOST": "127.0.0.1", "SHOPCHAT_KB_WARM_UP": "true"},
-    )
+    endpoints = endpoints_file(settings)
+    storage = shared_storage_env(settings)
+    servers: list[ProcessSpec] = []
+    for i, (rasa_port, action_port) in enumerate(replica_ports(settings), start=1):
+        suffix = f"-{i}" if settings.rasa_replicas > 1 else ""
+        servers.append(ProcessSpec(
+            f"rasa{suffix}",
+            [
+                str(rasa_executable(settings)), "run",
+                "--enable-api", "--auth-token", token,
+                "--interface", "127.0.0.1", "--port", str(rasa_port),
+                "--model", str(model),
+                "--endpoints", str(endpoints),
+                "--credentials", str(settings.project_dir / "bot" / "credentials.yml"),
+                "--response-timeout", str(int(settings.rasa_timeout)),
+            ],
+            rasa_env(
+                settings,
+                SHOPCHAT_ACTION_URL=f"http://127.0.0.1:{action_port}/webhook",
+                SHOPCHAT_TRACKER_DB=str(settings.tracker_db),
+                PYTHONUNBUFFERED="1",
+                **storage,
+            ),
+        ))
+        servers.append(ProcessSpec(
+            f"actions{suffix}",
+            [python, "-m", "rasa_sdk", "--actions", "actions", "--port", str(action_port)],
+            {**shared, "SANIC_HOST": "127.0.0.1", "SHOPCHAT_KB_WARM_UP": "true"},
+        ))
     gateway = ProcessSpec("gateway", [python, "-m", "handoff"], shared)
-    return [rasa, actions, gateway]
+    return [*servers, gateway]
+
+
+def replica_ports(settings: Settings) -> list[tuple[int, int]]:
+    """(Rasa's port, its action server's port) of each replica `shopchat up` starts."""
+    return [(settings.rasa_port + i, settings.action_port + i)
+            for i in range(settings.rasa_replicas)]
+
+
+def replica_urls(settings: Settings) -> tuple[list[str], list[str]]:
+    """The URLs of the Rasa servers `shopchat up` starts, and of their action servers."""
+    ports = replica_ports(settings)
+    return ([f"http://127.0.0.1:{rasa}" for rasa, _ in ports],
+            [f"http://127.0.0.1:{action}" for _, action in ports])
 
 
 def settings_env(settings: Settings, token: str) -> dict[str, str]:
@@ -106,12 +134,19 @@ def settings_env(settings: Settings, token: str) -> dict[str, str]:
         extra["SHOPCHAT_IDENTITY_SECRET"] = settings.identity_secret.get_secret_value()
     if settings.demo_identity:
         extra["SHOPCHAT_DEMO_IDENTITY"] = "true"
+    if settings.database_url is not None and settings.redis_url is not None:
+        extra["SHOPCHAT_DATABASE_URL"] = settings.database_url.get_secret_value()
+        extra["SHOPCHAT_REDIS_URL"] = settings.redis_url.get_secret_value()
     return {
         **os.environ,
         **extra,
         "SHOPCHAT_RASA_TOKEN": token,
         "SHOPCHAT_RASA_PORT": str(settings.rasa_port),
         "SHOPCHAT_ACTION_PORT": str(settings.action_port),
+        "SHOPCHAT_RASA_REPLICAS": str(settings.rasa_replicas),
+        # The servers this stack starts, whatever SHOPCHAT_RASA_URLS says in the shell.
+        "SHOPCHAT_RASA_URLS": json.dumps(replica_urls(settings)[0]),
+        "SHOPCHAT_ACTION_URLS": json.dumps(replica_urls(settings)[1]),
         "SHOPCHAT_PORT": str(settings.port),
         "SHOPCHAT_HOST": settings.host,
         "SHOPCHAT_VAR_DIR": str(settings.var_path),
@@ -123,15 +158,18 @@ def settings_env(settings: Settings, token: str) -> dict[str, str]:
 
 
 def wait_until_healthy(url: str, timeout: float, stop: threading.Event | None = None) -> bool:
-    """Poll ``url`` (a /healthz) until it answers ``ok: true``; False on timeout or ``stop``."""
+    """Poll ``url`` (a /healthz) until it answers ``ok: true`` with every Rasa replica up;
+    False on timeout or ``stop``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if stop is not None and stop.is_set():
             return False
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
-                if json.loads(response.read()).get("ok"):
-                    return True
+                health = json.loads(response.read())
+            replicas = health.get("dependencies", {}).get("rasa", {}).get("replicas", [])
+            if health.get("ok") and all(replica["ok"] for replica in replicas):
+                return True
         except (urllib.error.URLError, OSError, ValueError):
             pass
         time.sleep(0.5)
@@ -164,7 +202,9 @@ def up(settings: Settings, ready_timeout: float = 300) -> int:
     def watch() -> None:
         if shop_line:
             _announce(manager, shop_line)
-        _announce(manager, f"waiting for rasa ({model.name}), actions and gateway ...")
+        servers = "rasa" if settings.rasa_replicas == 1 else \
+            f"{settings.rasa_replicas} rasa replicas"
+        _announce(manager, f"waiting for {servers} ({model.name}), actions and gateway ...")
         health = f"http://127.0.0.1:{settings.port}/healthz"
         if wait_until_healthy(health, ready_timeout, stop):
             _announce(manager, f"ready: open {settings.public_url}/demo/ (health: {health})")
@@ -206,7 +246,8 @@ def activate_model(rasa_url: str, token: str, model: Path, timeout: float = 600)
 def follow_current_model(settings: Settings, token: str, serving: Path,
                          stop: threading.Event, say: Callable[[str], None],
                          interval: float = 5.0) -> None:
-    """Switch the running Rasa to each model `shopchat train` activates (models/current.json)."""
+    """Switch every running Rasa replica to each model `shopchat train` activates
+    (models/current.json), one replica after the other: the others answer meanwhile."""
     while not stop.wait(interval):
         try:
             latest = current_model(settings)
@@ -215,14 +256,19 @@ def follow_current_model(settings: Settings, token: str, serving: Path,
         if latest == serving:
             continue
         say(f"activating {latest.name} (was {serving.name}) ...")
-        try:
-            activate_model(settings.rasa_url, token, latest)
-        except (OSError, urllib.error.URLError) as error:
-            say(f"could not activate {latest.name}: {error}; {serving.name} stays live")
-            serving = latest  # do not retry in a loop; the next training tries again
+        failed = []
+        for url in replica_urls(settings)[0]:
+            try:
+                activate_model(url, token, latest)
+            except (OSError, urllib.error.URLError) as error:
+                failed.append(f"{url}: {error}")
+        serving = latest  # do not retry in a loop; the next training tries again
+        if failed:
+            say(f"could not activate {latest.name} on " + "; ".join(failed)
+                + ("" if len(failed) == settings.rasa_replicas
+                   else " (the other replicas serve it)"))
             continue
         say(f"now serving {latest.name}")
-        serving = latest
 
 
 def prepare_shop(settings: Settings) -> str | None:
@@ -259,6 +305,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive loopback ports nothing listens on right now (the
+    replicas of `shopchat up --rasa-replicas` take consecutive ports)."""
+    while True:
+        first = free_port()
+        if first + count <= 65536 and all(_port_free(first + i) for i in range(1, count)):
+            return first
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 @dataclass
@@ -300,21 +364,26 @@ class StackHandle:
 
 def spawn(var_dir: Path, model: Path, token: str,
           identity_secret: str | None = None,
-          env: Mapping[str, str] | None = None) -> StackHandle:
+          env: Mapping[str, str] | None = None, rasa_replicas: int = 1) -> StackHandle:
     """Start `shopchat up` on free ports with its own var/ dir, collecting its output.
 
     With ``identity_secret`` the stack verifies identities signed with it (tests sign
     their own); without, `shopchat up` makes a per-run demo secret. ``env`` adds
-    variables to the environment `shopchat up` is started in, as a person's shell would.
+    variables to the environment `shopchat up` is started in, as a person's shell would
+    (with ``rasa_replicas`` > 1 it must name SHOPCHAT_DATABASE_URL and SHOPCHAT_REDIS_URL).
     """
+    env = env or {}
     settings = Settings(
-        port=free_port(), rasa_port=free_port(), action_port=free_port(), var_dir=var_dir,
-        model=model, rasa_token=token,
+        port=free_port(), rasa_port=free_ports(rasa_replicas),
+        action_port=free_ports(rasa_replicas), var_dir=var_dir, model=model, rasa_token=token,
         identity_secret=SecretStr(identity_secret) if identity_secret else None,
+        rasa_replicas=rasa_replicas, database_url=env.get("SHOPCHAT_DATABASE_URL"),
+        redis_url=env.get("SHOPCHAT_REDIS_URL"),
     )
     environment = {
         **os.environ,
-        **(env or {}),
+        **env,
+        "SHOPCHAT_RASA_REPLICAS": str(rasa_replicas),
         "SHOPCHAT_PORT": str(settings.port),
         "SHOPCHAT_RASA_PORT": str(settings.rasa_port),
         "SHOPCHAT_ACTION_PORT": str(settings.action_port),

@@ -15,17 +15,13 @@ from shopchat.rasa_env import rasa_env, rasa_python
 
 pytestmark = pytest.mark.slow
 
-#: Runs inside .venv-rasa; prints one JSON object.
-SCRIPT = r'''
-import asyncio, json, sqlite3, sys
+#: How the scripts run inside .venv-rasa begin: Rasa's imports every script uses and a
+#: small domain with an ``order_id`` slot.
+PRELUDE = r'''
+import asyncio, json, sys
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import (
-    ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered, deserialise_events)
 from rasa.shared.core.trackers import DialogueStateTracker
-from bot.tracker_store import ShopTrackerStore, deserialise_events as fast_deserialise
-
-db = sys.argv[1]
 domain = Domain.from_yaml("""
 version: "3.1"
 intents: [greet, track_order]
@@ -34,6 +30,16 @@ slots:
   order_id: {type: text, mappings: [{type: from_entity, entity: order_id}]}
 responses: {utter_greet: [{text: hi}]}
 """)
+'''
+
+#: Runs inside .venv-rasa; prints one JSON object.
+SCRIPT = PRELUDE + r'''
+import sqlite3
+from rasa.shared.core.events import (
+    ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered, deserialise_events)
+from bot.tracker_store import ShopTrackerStore, deserialise_events as fast_deserialise
+
+db = sys.argv[1]
 
 def turn(tracker, text, intent, order=None):
     entities = [{"entity": "order_id", "value": order}] if order else []
@@ -103,18 +109,20 @@ asyncio.run(main())
 '''
 
 
-def _run(tmp_path: Path) -> dict[str, Any]:
+def run_in_rasa(script: str, *args: str, **env: str) -> dict[str, Any]:
+    """Run ``script`` with ``args`` in .venv-rasa (with ``env`` on Rasa's environment);
+    the JSON object it printed last."""
     settings = Settings()
     result = subprocess.run(
-        [str(rasa_python(settings)), "-c", SCRIPT, str(tmp_path / "tracker.db")],
-        env=rasa_env(settings), capture_output=True, text=True, timeout=300, check=False,
+        [str(rasa_python(settings)), "-c", script, *args],
+        env=rasa_env(settings, **env), capture_output=True, text=True, timeout=300, check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
 def test_the_tuned_store_reads_and_writes_what_rasas_own_store_does(tmp_path: Path) -> None:
-    out = _run(tmp_path)
+    out = run_in_rasa(SCRIPT, str(tmp_path / "tracker.db"))
     # WAL and synchronous=NORMAL (1): a commit no longer waits for fsyncs.
     assert out["journal_mode"] == "wal"
     assert out["synchronous"] == 1
