@@ -49,11 +49,19 @@ lint: setup
 
 # The fast tier (under a minute): lint, types, and every test that needs neither
 # a trained model, the running stack nor a browser. Run it on every change.
-# tests/test_code_quality.py runs ruff and mypy again inside pytest: `make test` has it,
-# here lint has just done both.
+# - tests/test_code_quality.py runs ruff and mypy again inside pytest: `make test` has
+#   it, here lint has just done both.
+# - Python's bytecode cache is kept even where PYTHONDONTWRITEBYTECODE is set: without
+#   it every worker (and every gateway a test starts) compiles each module it imports,
+#   and pytest rewrites each test file, again: about 3 s of CPU a worker.
+# - Test files (every test's SQLite databases) go to tmpfs where there is one: no test
+#   is about fsync, whose time on a shared disk varies tenfold.
+# - worksteal: the long tests (restarts, the fuzz run) do not pile up on one worker.
+CHECK_TMPDIR := $(shell test -d /dev/shm -a -w /dev/shm && echo /dev/shm)
 check: lint
-	$(VENV)/bin/python -m pytest -q -n 2 -m "not stack and not slow" -p no:cacheprovider \
-		--hypothesis-profile=fast --ignore=tests/test_code_quality.py
+	PYTHONDONTWRITEBYTECODE= $(if $(CHECK_TMPDIR),TMPDIR=$(CHECK_TMPDIR)) \
+	$(VENV)/bin/python -m pytest -q -n 2 --dist worksteal -m "not stack and not slow" \
+		-p no:cacheprovider --hypothesis-profile=fast --ignore=tests/test_code_quality.py
 
 # kb_fusion.py also measures candidate encoders the bot does not use (the kb-bench extra).
 bench: train

@@ -15,18 +15,22 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.kb.gaps import DraftError, Gap, find_gaps, unanswered_questions, write_draft
-from bot.kb.index import Retriever
 from bot.review import ReviewError, decide, list_items, undecide, write_training_file
 from handoff.analytics import CSV_SECTIONS, build_report, csv_rows
 from handoff.db.agents import Agent
 from handoff.http import AUTH, AUTHORITIES, problem, read_json, requires
 from handoff.static import add_app_page
+
+if TYPE_CHECKING:
+    # FAISS (and the index code) is imported on the first look at the gaps, not at every
+    # gateway start: most gateways never need it.
+    from bot.kb.gaps import Gap
+    from bot.kb.index import Retriever
 
 __all__ = ["STAFF", "add_admin_routes"]
 
@@ -73,6 +77,9 @@ def add_admin_routes(app: web.Application, desk_key: web.AppKey[Any],
     loading = threading.Lock()
 
     def gaps_of(request: web.Request) -> list[Gap]:
+        from bot.kb.gaps import find_gaps, unanswered_questions
+        from bot.kb.index import Retriever
+
         settings = request.app[settings_key]
         with loading:
             if not retrievers:
@@ -173,6 +180,8 @@ def add_admin_routes(app: web.Application, desk_key: web.AppKey[Any],
         if gap is None:
             raise problem(400, "That gap is no longer in the list (new questions regroup the "
                               "gaps): reload and pick it again.")
+        from bot.kb.gaps import DraftError, write_draft
+
         try:
             target = write_draft(request.app[settings_key].kb_articles_path, body.article_id,
                                  gap, body.title)

@@ -15,10 +15,12 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlite_utils
 
-from bot.kb.index import Match
+if TYPE_CHECKING:  # the index (FAISS) is not loaded by what only reads the log
+    from bot.kb.index import Match
 
 __all__ = ["UNHELPFUL_QUESTIONS", "KBLog"]
 
