@@ -205,6 +205,15 @@ async def test_foreign_origin_is_refused(gateway: Gateway) -> None:
     assert refused.value.response.status_code == 403
 
 
+@pytest.fixture
+def quick_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway's first retry of an unanswered message after 0.2 s, not 1 s (later
+    ones double as ever): these tests wait for it."""
+    import handoff.hub
+
+    monkeypatch.setattr(handoff.hub, "RETRY_FIRST_DELAY", 0.2)
+
+
 async def say_hi_while_rasa_is_away(ws: Any) -> ChatClient:
     """Start a conversation and say hi to a gateway that cannot reach Rasa."""
     client = ChatClient(ws)
@@ -315,7 +324,7 @@ def forward_to(port: int) -> Any:
 
 
 async def test_pending_message_is_answered_when_rasa_comes_back_on_the_same_socket(
-    gateway_settings: Any,
+    gateway_settings: Any, quick_retry: None,
 ) -> None:
     from tests.conftest import free_port
 
@@ -340,7 +349,7 @@ async def test_pending_message_is_answered_when_rasa_comes_back_on_the_same_sock
 
 @pytest.mark.parametrize("trouble", ["slower than the gateway waits", "failing"])
 async def test_a_slow_or_failing_rasa_is_retried_until_it_answers(
-    gateway_with: Any, scripted_rasa: ScriptedRasa, trouble: str,
+    gateway_with: Any, scripted_rasa: ScriptedRasa, trouble: str, quick_retry: None,
 ) -> None:
     if trouble == "failing":
         scripted_rasa.bot.down = True  # HTTP 503 to everything
