@@ -12,8 +12,9 @@ signals: losing one costs nothing.
 Today's implementations: the gateway database's log
 (``handoff.db.conversations.SqliteConversations`` is one), and :class:`LocalBus`, which
 connects the hubs of one process (one hub in production; two in the tests that play two
-gateways). A Postgres log would announce with ``pg_notify`` in the
-storing transaction and a Redis bus carry the signals; the hub does not change.
+gateways); for several processes, :class:`handoff.pgbus.PostgresBus` with the log of
+:mod:`handoff.db.pg_conversations`, which announces with ``pg_notify`` in the storing
+transaction, and Redis for the signals. The hub does not change.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ class Listener(Protocol):
     def stored(self, conversation_id: str, seq: int) -> None: ...
 
     def signalled(self, conversation_id: str, frame: dict[str, Any], role: str | None) -> None: ...
+
+    def following(self) -> list[str]:
+        """The conversations it follows: a bus that may have missed notices (its
+        connection dropped) tells it where each of their logs stands."""
+        ...
 
 
 class Fanout(Protocol):

@@ -232,12 +232,14 @@ class Hub:
     """Sockets per conversation, and the bot turns that answer shopper messages."""
 
     def __init__(self, store: ConversationStore, bridge: Bot, *,
+                 conversations: Conversations | None = None,
                  event_log: EventLog | None = None,
                  fanout: Fanout | None = None) -> None:
         self.store = store
         self.bridge = bridge
-        #: The store as the sockets and the bot turns use it (awaited).
-        self.conversations: Conversations = SqliteConversations(store)
+        #: The store as the sockets and the bot turns use it (awaited): the SQLite file's,
+        #: or a shared database's (handoff.db.pg_conversations).
+        self.conversations: Conversations = conversations or SqliteConversations(store)
         self.event_log: EventLog = event_log or self.conversations
         self.fanout: Fanout = fanout or LocalBus()
         self._stop_listening = self.fanout.listen(self)
@@ -310,6 +312,9 @@ class Hub:
                 catching_up.target = max(catching_up.target, seq)
             elif follower.sent_seq < seq:
                 self._spawn(self._catch_up(conversation_id, follower, self._hold(follower, seq)))
+
+    def following(self) -> list[str]:
+        return list(self._subscribers)
 
     def signalled(self, conversation_id: str, frame: dict[str, Any], role: str | None) -> None:
         for follower in self._subscribers.get(conversation_id, ()):
