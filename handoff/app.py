@@ -40,6 +40,11 @@ BOT = web.AppKey("bot", Bot)
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = ConversationStore(settings.gateway_db)
+    # The gateway is the only process taking bot turns on its SQLite file: what the one
+    # before it was answering when it stopped is answered now, not when its lease ends.
+    released = store.release_turns()
+    if released:
+        log.info("taking over %d bot turns left by the previous run", released)
     checkpoints = Checkpoints(store)  # off the event loop: see Checkpoints
     await checkpoints.start()
     session = aiohttp.ClientSession()
@@ -50,7 +55,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     bridge: Bot = app[BOT] if rasa is None else rasa
     if rasa is not None:
         rasa.start()
-    hub = Hub(store, bridge)
+    # A bot turn's lease outlasts the longest turn Rasa is given.
+    hub = Hub(store, bridge, turn_lease=settings.rasa_timeout * 1.5)
     webhooks = Webhooks(store, settings)
     mailer = Mailer(store, settings)
     desk = Desk(store, hub, bridge, settings, load_canned(settings.canned_responses_path),

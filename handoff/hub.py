@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 import weakref
 from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable
@@ -47,6 +48,10 @@ RETRY_MAX_DELAY = 30.0
 #: Up to this many unanswered messages are each answered; a longer backlog only by its
 #: newest message (see :func:`split_backlog`).
 BACKLOG_LIMIT = 5
+#: Seconds a gateway process holds a bot turn it took (more than Rasa's default timeout),
+#: and the slack before another process looks again once that lease has run out.
+TURN_LEASE = 45.0
+LEASE_SLACK = 0.2
 #: Conversations whose verified customer the hub remembers having given Rasa.
 TOLD_RASA_KEPT = 10_000
 
@@ -234,9 +239,14 @@ class Hub:
     def __init__(self, store: ConversationStore, bridge: Bot, *,
                  conversations: Conversations | None = None,
                  event_log: EventLog | None = None,
-                 fanout: Fanout | None = None) -> None:
+                 fanout: Fanout | None = None,
+                 turn_lease: float = TURN_LEASE) -> None:
         self.store = store
         self.bridge = bridge
+        #: Who this process is when it takes a bot turn (Conversations.claim_turn), and
+        #: for how long: longer than a turn may take (the Rasa timeout).
+        self.owner = uuid.uuid4().hex
+        self.turn_lease = turn_lease
         #: The store as the sockets and the bot turns use it (awaited): the SQLite file's,
         #: or a shared database's (handoff.db.pg_conversations).
         self.conversations: Conversations = conversations or SqliteConversations(store)
@@ -420,38 +430,50 @@ class Hub:
                 log.info("conversation=%s backlog of %d: answering only seq=%s",
                          conversation_id, skipped + 1, answer[0].seq)
             for message in answer:
-                if not await self._bot_turn(conversation_id, message, skipped):
-                    self._retry_later(conversation_id)
+                retry_in = await self._bot_turn(conversation_id, message, skipped)
+                if retry_in is not None:
+                    self._retry_later(conversation_id, retry_in or None)
                     return
             self._retry_delay.pop(conversation_id, None)
 
-    def _retry_later(self, conversation_id: str) -> None:
-        """Try the conversation's pending messages again after a growing pause.
+    def _retry_later(self, conversation_id: str, delay: float | None = None) -> None:
+        """Try the conversation's pending messages again after ``delay`` seconds, or by
+        default after a growing pause (Rasa is away).
 
         Retries go on while someone follows the conversation; a shopper who
         comes back later gets them answered on their hello.
         """
-        if not self.shopper_online(conversation_id) or conversation_id in self._retry_handles:
+        if not self.shopper_online(conversation_id):
             return
-        delay = self._retry_delay.get(conversation_id, RETRY_FIRST_DELAY)
-        self._retry_delay[conversation_id] = min(delay * 2, RETRY_MAX_DELAY)
+        loop = asyncio.get_running_loop()
+        scheduled = self._retry_handles.get(conversation_id)
+        if delay is None:
+            if scheduled is not None:
+                return
+            delay = self._retry_delay.get(conversation_id, RETRY_FIRST_DELAY)
+            self._retry_delay[conversation_id] = min(delay * 2, RETRY_MAX_DELAY)
+        elif scheduled is not None:
+            if scheduled.when() <= loop.time() + delay:
+                return  # a retry comes soon enough
+            scheduled.cancel()  # another process's lease ends sooner: look again then
 
         def fire() -> None:
             self._retry_handles.pop(conversation_id, None)
             if self.shopper_online(conversation_id):
                 self.answer_pending(conversation_id)
 
-        self._retry_handles[conversation_id] = asyncio.get_running_loop().call_later(delay, fire)
+        self._retry_handles[conversation_id] = loop.call_later(delay, fire)
 
     async def _bot_turn(
         self, conversation_id: str, message: StoredEvent, skipped: int = 0
-    ) -> bool:
-        """Answer one message (and let ``skipped`` older pending ones go); False: retry later."""
+    ) -> float | None:
+        """Answer one message (and let ``skipped`` older pending ones go). None when that
+        is done; otherwise try again in so many seconds (0: after the growing pause)."""
         conversation = await self.conversations.get(conversation_id)
         if conversation is None:
-            return False
+            return 0.0
         if await self.conversations.bot_state(conversation_id, message.seq) != PENDING:
-            return True  # let go meanwhile: the chat was closed, or a backlog cut
+            return None  # let go meanwhile: the chat was closed, or a backlog cut
         text = message.frame.get("payload") or message.frame["text"]
         if conversation.mode != BOT:
             # A person took the chat before the bot got to it: the message is theirs
@@ -459,7 +481,16 @@ class Hub:
             await self.conversations.skip_pending(conversation_id, message.seq,
                                                   older=skipped > 0)
             await self._record(conversation_id, message)
-            return True
+            return None
+        claim = await self.conversations.claim_turn(conversation_id, message.seq, self.owner,
+                                                    self.turn_lease)
+        if not claim.granted:
+            # Another gateway process runs this turn; its answer reaches this process's
+            # sockets through the log. If it died holding the turn, it is taken over
+            # once its lease runs out.
+            log.info("conversation=%s seq=%s is another process's turn for %.1f s",
+                     conversation_id, message.seq, claim.retry_in)
+            return claim.retry_in + LEASE_SLACK
         metadata = {
             "page": conversation.page or {}, "conversation_id": conversation_id,
             "seq": message.seq,
@@ -481,7 +512,7 @@ class Hub:
                         message.seq, error)
             self.signal(conversation_id, typing_frame(False))
             if conversation_id in self._retry_delay:
-                return False  # the shopper was told on the first failure
+                return 0.0  # the shopper was told on the first failure
             self.signal(
                 conversation_id,
                 error_frame(ProtocolError(
@@ -491,19 +522,19 @@ class Hub:
                     message.frame.get("client_id"),
                 )),
             )
-            return False
+            return 0.0
         frames = replies_to_frames(replies, reply_to=message.seq)
         if skipped:
             frames.insert(0, _backlog_notice(skipped))
         events = await self.conversations.answer(conversation_id, message.seq, frames,
-                                                 skip_older=skipped > 0)
+                                                 skip_older=skipped > 0, owner=self.owner)
         log.debug("conversation=%s seq=%s answered with %d events", conversation_id,
                  message.seq, len(events))
         self.publish(conversation_id, events)
         self.signal(conversation_id, typing_frame(False))
         if self.on_handoff is not None and any(e.frame["type"] == "handoff" for e in events):
             await self.on_handoff(conversation_id)
-        return True
+        return None
 
     async def close(self) -> None:
         """Wait briefly for running bot turns (their results are stored), then stop them."""

@@ -44,6 +44,7 @@ __all__ = [
     "SqliteConversations",
     "Statement",
     "StoredEvent",
+    "TurnClaim",
     "hash_token",
     "is_token",
     "skip_all_pending",
@@ -117,6 +118,15 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
             "page": json.loads(row["page"]) if row["page"] else None,
             "last_seq": row["last_seq"], "created_at": row["created_at"],
             "updated_at": row["updated_at"]}
+
+
+@dataclass(frozen=True)
+class TurnClaim:
+    """Whether a gateway process may run the bot's turn on a shopper message now; if not,
+    in how many seconds the other process's lease on it runs out."""
+
+    granted: bool
+    retry_in: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -373,6 +383,35 @@ class ConversationStore:
         ).fetchone()
         return None if row is None else str(row[0])
 
+    def claim_turn(self, conversation_id: str, message_seq: int, owner: str,
+                   lease: float) -> TurnClaim:
+        """Take the bot's turn on a pending message for ``lease`` seconds: granted when
+        nobody holds it, its holder's lease ran out, or ``owner`` holds it already."""
+        now = time.time()
+        with self._transaction() as conn:
+            claimed = conn.execute(
+                "UPDATE client_messages SET turn_owner = ?, turn_until = ? "
+                "WHERE conversation_id = ? AND seq = ? AND bot_state = ? "
+                "AND (turn_owner IS NULL OR turn_owner = ? OR turn_until < ?)",
+                [owner, now + lease, conversation_id, message_seq, PENDING, owner, now],
+            ).rowcount
+            if claimed:
+                return TurnClaim(True)
+            row = conn.execute(
+                "SELECT turn_until FROM client_messages WHERE conversation_id = ? AND seq = ?",
+                [conversation_id, message_seq]).fetchone()
+        until = row[0] if row is not None and row[0] is not None else now
+        return TurnClaim(False, max(0.0, until - now))
+
+    def release_turns(self) -> int:
+        """Let go of every bot turn a process holds; how many there were. Only for the
+        one gateway process of a SQLite file, as it starts: any turn held is one the
+        process before it left when it stopped or died, and is this one's to take now."""
+        with self._transaction() as conn:
+            return conn.execute(
+                "UPDATE client_messages SET turn_owner = NULL, turn_until = NULL "
+                "WHERE bot_state = ? AND turn_owner IS NOT NULL", [PENDING]).rowcount
+
     def answer(
         self,
         conversation_id: str,
@@ -380,6 +419,7 @@ class ConversationStore:
         replies: list[dict[str, Any]],
         *,
         skip_older: bool = False,
+        owner: str | None = None,
     ) -> list[StoredEvent]:
         """Store the bot's replies to one shopper message and mark it answered, atomically.
 
@@ -389,17 +429,21 @@ class ConversationStore:
         ``skip_older`` lets go of every older pending message in the same
         transaction (a backlog answered by its newest message only). A
         ``handoff`` reply opens a ``new`` handoff and puts the conversation in
-        the queue in the same transaction, so a crash cannot lose the request.
+        the queue in the same transaction, so a crash cannot lose the request. With
+        ``owner``, only the process holding the message's turn (:meth:`claim_turn`)
+        answers: one whose lease ran out and was taken over stores nothing.
         """
         with self._transaction() as conn:
             (mode,) = conn.execute(
                 "SELECT mode FROM conversations WHERE id = ?", [conversation_id]
             ).fetchone()
             pending = conn.execute(
-                "SELECT 1 FROM client_messages WHERE conversation_id = ? AND seq = ? "
+                "SELECT turn_owner FROM client_messages WHERE conversation_id = ? AND seq = ? "
                 "AND bot_state = ?",
                 [conversation_id, message_seq, PENDING],
             ).fetchone()
+            if owner is not None and pending is not None and pending[0] != owner:
+                return []  # another process took the turn over: its answer counts
             if mode != BOT or pending is None:
                 self._skip(conn, conversation_id, message_seq, older=skip_older)
                 return []
@@ -570,9 +614,16 @@ class Conversations(Protocol):
 
     async def bot_state(self, conversation_id: str, message_seq: int) -> str | None: ...
 
+    async def claim_turn(self, conversation_id: str, message_seq: int, owner: str,
+                         lease: float) -> TurnClaim:
+        """Take the bot's turn on a pending message for ``lease`` seconds, so that of
+        several gateway processes only one sends it to Rasa; a process that died holding
+        it lets it go when the lease runs out."""
+        ...
+
     async def answer(self, conversation_id: str, message_seq: int,
-                     replies: list[dict[str, Any]], *, skip_older: bool = False
-                     ) -> list[StoredEvent]: ...
+                     replies: list[dict[str, Any]], *, skip_older: bool = False,
+                     owner: str | None = None) -> list[StoredEvent]: ...
 
     async def skip_pending(self, conversation_id: str, message_seq: int, *,
                            older: bool = False) -> None: ...
@@ -619,10 +670,15 @@ class SqliteConversations:
     async def bot_state(self, conversation_id: str, message_seq: int) -> str | None:
         return self.store.bot_state(conversation_id, message_seq)
 
+    async def claim_turn(self, conversation_id: str, message_seq: int, owner: str,
+                         lease: float) -> TurnClaim:
+        return self.store.claim_turn(conversation_id, message_seq, owner, lease)
+
     async def answer(self, conversation_id: str, message_seq: int,
-                     replies: list[dict[str, Any]], *, skip_older: bool = False
-                     ) -> list[StoredEvent]:
-        return self.store.answer(conversation_id, message_seq, replies, skip_older=skip_older)
+                     replies: list[dict[str, Any]], *, skip_older: bool = False,
+                     owner: str | None = None) -> list[StoredEvent]:
+        return self.store.answer(conversation_id, message_seq, replies, skip_older=skip_older,
+                                 owner=owner)
 
     async def skip_pending(self, conversation_id: str, message_seq: int, *,
                            older: bool = False) -> None:

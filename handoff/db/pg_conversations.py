@@ -40,6 +40,7 @@ from handoff.db.conversations import (
     SKIPPED,
     Conversation,
     StoredEvent,
+    TurnClaim,
     hash_token,
     is_token,
 )
@@ -186,19 +187,40 @@ class PostgresConversations:
             conversation_id, message_seq)
         return None if state is None else str(state)
 
+    async def claim_turn(self, conversation_id: str, message_seq: int, owner: str,
+                         lease: float) -> TurnClaim:
+        """Take the bot's turn on a pending message for ``lease`` seconds: granted when
+        nobody holds it, its holder's lease ran out, or ``owner`` holds it already. The
+        row's lock makes two processes' claims on one message take turns."""
+        now = time.time()
+        claimed = await self.pool.fetchval(
+            "UPDATE client_messages SET turn_owner = $1, turn_until = $2 "
+            "WHERE conversation_id = $3 AND seq = $4 AND bot_state = $5 "
+            "AND (turn_owner IS NULL OR turn_owner = $1 OR turn_until < $6) RETURNING 1",
+            owner, now + lease, conversation_id, message_seq, PENDING, now)
+        if claimed:
+            return TurnClaim(True)
+        until = await self.pool.fetchval(
+            "SELECT turn_until FROM client_messages WHERE conversation_id = $1 AND seq = $2",
+            conversation_id, message_seq)
+        return TurnClaim(False, max(0.0, (until or now) - now))
+
     async def answer(self, conversation_id: str, message_seq: int,
-                     replies: list[dict[str, Any]], *, skip_older: bool = False
-                     ) -> list[StoredEvent]:
+                     replies: list[dict[str, Any]], *, skip_older: bool = False,
+                     owner: str | None = None) -> list[StoredEvent]:
         """Store the bot's replies to one shopper message and mark it answered, atomically;
         nothing is stored (and the message is let go) if the chat is not the bot's any
-        more or the message is not pending. A ``handoff`` reply opens a ``new`` handoff and
-        queues the conversation in the same transaction."""
+        more or the message is not pending, and nothing at all if ``owner`` no longer
+        holds its turn (another process took it over). A ``handoff`` reply opens a
+        ``new`` handoff and queues the conversation in the same transaction."""
         async with self.pool.acquire() as conn, conn.transaction():
             mode = await conn.fetchval(
                 "SELECT mode FROM conversations WHERE id = $1 FOR UPDATE", conversation_id)
-            pending = await conn.fetchval(
-                "SELECT 1 FROM client_messages WHERE conversation_id = $1 AND seq = $2 "
+            pending = await conn.fetchrow(
+                "SELECT turn_owner FROM client_messages WHERE conversation_id = $1 AND seq = $2 "
                 "AND bot_state = $3", conversation_id, message_seq, PENDING)
+            if owner is not None and pending is not None and pending["turn_owner"] != owner:
+                return []  # another process took the turn over: its answer counts
             if mode != BOT or pending is None:
                 await self._skip(conn, conversation_id, message_seq, older=skip_older)
                 return []

@@ -232,7 +232,11 @@ CREATE TABLE IF NOT EXISTS conversation_orders (
     verified_at REAL NOT NULL,
     PRIMARY KEY (order_id, conversation_id)
 );
-CREATE INDEX IF NOT EXISTS conversations_by_customer ON conversations (customer_id, updated_at);""")),
+CREATE INDEX IF NOT EXISTS conversations_by_customer
+    ON conversations (customer_id, updated_at);""")),
+    Migration(9, "bot turns leased to one gateway process: client_messages.turn_owner and "
+                 "turn_until", columns=(("client_messages", "turn_owner", "TEXT"),
+                                        ("client_messages", "turn_until", "REAL"))),
 )
 
 _VERSIONS = """

@@ -160,3 +160,35 @@ def test_a_message_no_longer_pending_is_not_answered(store: ConversationStore) -
     assert store.answer(conversation.id, message.seq,
                         [{"type": "message", "author": "bot", "text": "late"}]) == []
     assert [e.frame["text"] for e in store.events_after(conversation.id, 0)] == ["hi"]
+
+
+def test_a_bot_turn_is_one_owners_until_its_lease_runs_out(store: ConversationStore) -> None:
+    """Of several gateway processes only one sends a message to Rasa: the first to claim
+    its turn. Another may take it over only once that lease has run out, and then the
+    first one's late answer is not stored (the message is answered once)."""
+    conversation, _ = store.create_conversation(None)
+    message, _ = store.append_shopper_message(conversation.id, "m1", shopper("hi"))
+    assert store.claim_turn(conversation.id, message.seq, "gateway-a", 30).granted
+    refused = store.claim_turn(conversation.id, message.seq, "gateway-b", 30)
+    assert not refused.granted and 29 < refused.retry_in <= 30
+    assert store.claim_turn(conversation.id, message.seq, "gateway-a", 0.05).granted  # renewed
+    time.sleep(0.1)  # gateway A died holding it
+    assert store.claim_turn(conversation.id, message.seq, "gateway-b", 30).granted
+    reply = {"type": "message", "author": "bot", "text": "Hello!"}
+    assert store.answer(conversation.id, message.seq, [reply], owner="gateway-a") == []
+    assert store.bot_state(conversation.id, message.seq) != DONE  # still B's to answer
+    assert [e.seq for e in store.answer(conversation.id, message.seq, [reply],
+                                        owner="gateway-b")] == [2]
+    assert store.bot_state(conversation.id, message.seq) == DONE
+    # An answered message's turn is nobody's to take.
+    assert not store.claim_turn(conversation.id, message.seq, "gateway-c", 30).granted
+
+
+def test_a_gateway_starting_on_its_file_takes_the_turns_the_last_run_left(
+    store: ConversationStore,
+) -> None:
+    conversation, _ = store.create_conversation(None)
+    message, _ = store.append_shopper_message(conversation.id, "m1", shopper("hi"))
+    assert store.claim_turn(conversation.id, message.seq, "the-run-that-died", 45).granted
+    assert store.release_turns() == 1
+    assert store.claim_turn(conversation.id, message.seq, "this-run", 45).granted

@@ -233,3 +233,59 @@ async def test_a_bot_turn_run_by_one_gateway_reaches_the_shoppers_socket_on_anot
     assert socket.controls == [typing_frame(True), typing_frame(False)]
     for gateway in (a, b):
         await gateway.stop()
+
+
+class HeldBot(ScriptedBot):
+    """The scripted assistant, counting the messages it is sent; with ``hold`` set, a turn
+    waits until it is released (a slow Rasa)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[str] = []
+        self.hold: asyncio.Event | None = None
+
+    async def send(self, sender: str, text: str, metadata: dict[str, Any]) -> list[Any]:
+        self.sent.append(text)
+        if self.hold is not None:
+            await self.hold.wait()
+        return await super().send(sender, text, metadata)
+
+
+async def test_one_gateway_runs_a_turn_and_another_takes_it_over_only_when_its_lease_ends(
+    database: str, redis: Redis
+) -> None:
+    """The shopper's message reaches two gateways' hubs (a reconnect to another gateway
+    mid-turn): only the one that claimed the turn sends it to Rasa, the other's shopper
+    gets that answer; a gateway that dies holding a turn loses it when its lease runs
+    out, and another answers the message, once."""
+    bots = [HeldBot(), HeldBot()]
+    a, b = [await Gateway.start(database, redis.url, bridge=bot) for bot in bots]
+    conversation, _ = await a.store.create_conversation(None)
+    on_b = Recorder(sent_seq=0)
+    on_b.role = "shopper"
+    await b.hub.subscribe(conversation.id, on_b, 0)
+    bots[0].hold = asyncio.Event()
+    message, _ = await a.store.append_shopper_message(
+        conversation.id, "c1", {"type": "message", "author": "shopper", "text": "hello"})
+    a.hub.answer_pending(conversation.id)
+    await until(lambda: bots[0].sent == ["hello"])
+    b.hub.answer_pending(conversation.id)  # the shopper came back on gateway B meanwhile
+    await asyncio.sleep(0.3)
+    assert bots[1].sent == []  # B does not send what A is sending
+    bots[0].hold.set()
+    await until(lambda: len(on_b.seqs) == 2)  # A's answer, on B's socket
+    assert await a.store.bot_state(conversation.id, message.seq) == DONE
+
+    # A gateway holding a turn dies: its lease (short here) runs out and B takes over.
+    second, _ = await a.store.append_shopper_message(
+        conversation.id, "c2", {"type": "message", "author": "shopper", "text": "thanks"})
+    assert (await a.store.claim_turn(conversation.id, second.seq, "a-gateway-that-died",
+                                     0.5)).granted
+    b.hub.answer_pending(conversation.id)
+    await until(lambda: bots[1].sent == ["thanks"], timeout=5)
+    await until(lambda: len(on_b.seqs) == 4)
+    events = await b.store.events_after(conversation.id, 0)
+    assert [e.frame["author"] for e in events] == ["shopper", "bot", "shopper", "bot"]
+    assert bots[0].sent == ["hello"] and bots[1].sent == ["thanks"]  # each sent once
+    for gateway in (a, b):
+        await gateway.stop()
