@@ -613,6 +613,40 @@ def identity_sign(customer_id: str, ttl: float, email: str | None, name: str | N
         raise click.ClickException(str(error)) from error
 
 
+@cli.group()
+def db() -> None:
+    """The gateway database: move it to PostgreSQL."""
+
+
+@db.command(name="copy")
+@click.option("--from", "source", default=None,
+              help="The SQLite gateway database: sqlite:///var/gateway.db or a path "
+                   "(default: gateway.db in SHOPCHAT_VAR_DIR).")
+@click.option("--to", "target", required=True,
+              help="The empty PostgreSQL database: postgresql://user@host:5432/shopchat.")
+def db_copy(source: str | None, target: str) -> None:
+    """Copy every conversation, event, queue entry, agent, ticket and token from the SQLite
+    file into an empty PostgreSQL database, in one transaction, checked by row counts and
+    each conversation's seqs before it commits."""
+    import asyncio
+
+    from handoff.db.copy import CopyError, copy_to_postgres, sqlite_path
+
+    try:
+        path = sqlite_path(source) if source else _settings().gateway_db
+        report = asyncio.run(copy_to_postgres(path, target))
+    except CopyError as error:
+        raise click.ClickException(str(error)) from error
+    table = Table(title=f"Copied {path} to PostgreSQL")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, count in report.rows.items():
+        table.add_row(name, str(count))
+    Console().print(table)
+    click.echo(f"Checked: every table's rows, and the seqs of {report.conversations_checked} "
+               "conversations.")
+
+
 def main() -> None:
     try:
         cli(standalone_mode=False)
