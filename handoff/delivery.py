@@ -42,6 +42,7 @@ class RetryingSender(abc.ABC):
         self.on_change: Callable[[], None] | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @abc.abstractmethod
     async def attempt(self, row: dict[str, Any]) -> str | None:
@@ -56,10 +57,15 @@ class RetryingSender(abc.ABC):
         self._wake.set()
 
     def start_sending(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run())
 
     async def stop_sending(self) -> None:
         if self._task is not None:
+            # The flag too: a cancel that lands inside a try (aiosmtplib's own timeouts, on
+            # Python 3.11) can be swallowed, and the loop must still end.
+            self._stopping = True
+            self._wake.set()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -72,10 +78,15 @@ class RetryingSender(abc.ABC):
             except Exception:  # a bug or a database hiccup must not stop deliveries for good
                 self.log.exception("delivery round failed")
                 next_due = time.time() + self.base_delay
+            if self._stopping:
+                return
             self._wake.clear()
             timeout = None if next_due is None else max(0.05, next_due - time.time())
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancel
+            # that comes as the wake does.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     #: How long a row taken for a try is left alone by other senders (longer than a try).
     lease: float = 300.0
