@@ -39,6 +39,7 @@ from bot.store.texts import (
     order_choice_title,
     return_next_steps,
 )
+from bot.store.updates import order_verified_payload
 
 __all__ = [
     "ActionAskConfirm",
@@ -176,6 +177,7 @@ class ValidateOrderForm(FormValidationAction):
             customer_id and verify_owner(order, customer_id=customer_id)
         ):
             assert order is not None
+            _proved(dispatcher, tracker, order_id)
             return {"order_id": order_id, "verified_order": order_id,
                     **self._task_allowed(dispatcher, tracker, order)}
         return {"order_id": order_id}
@@ -200,6 +202,7 @@ class ValidateOrderForm(FormValidationAction):
             return {"order_task": None}
         if verify_owner(order, email=email):
             assert order is not None
+            _proved(dispatcher, tracker, order_id)
             return {"email": email, "verified_order": order_id,
                     **self._task_allowed(dispatcher, tracker, order)}
         failed = int(float(tracker.get_slot("failed_lookups") or 0)) + 1
@@ -272,6 +275,13 @@ class ValidateOrderForm(FormValidationAction):
         except ValueError as error:
             return {"new_address": None, **_not_an_answer(dispatcher, tracker, str(error))}
         return {"new_address": address.model_dump_json()}
+
+
+def _proved(dispatcher: CollectingDispatcher, tracker: Tracker, order_id: str) -> None:
+    """Tell the gateway this conversation proved the order is the shopper's (a custom
+    payload no shopper sees): the shop's updates about it may then be posted here."""
+    if tracker.get_slot("verified_order") != order_id:
+        dispatcher.utter_message(json_message=order_verified_payload(order_id))
 
 
 def _previous_value(tracker: Tracker, slot: str) -> Any:

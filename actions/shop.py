@@ -8,6 +8,7 @@ from typing import Any
 
 from rasa_sdk import Tracker
 
+from bot.payload import intent_payload
 from bot.settings import Settings
 from bot.store.base import ShopStore
 
@@ -54,14 +55,6 @@ def use_shop(store: ShopStore, new_settings: Settings | None = None) -> None:
         _store = store
         if new_settings is not None:
             _settings = new_settings
-
-
-def intent_payload(intent: str, **entities: str) -> str:
-    """A button payload Rasa reads as ``intent`` with ``entities`` (the gateway only
-    forwards payloads the bot offered, so these cannot be forged by a client)."""
-    if not entities:
-        return f"/{intent}"
-    return f"/{intent}" + json.dumps(entities, separators=(",", ":"))
 
 
 def payload_value(value: Any, key: str) -> str | None:

@@ -1,11 +1,13 @@
-"""The custom payloads actions send beside their messages, read where they arrive."""
+"""The custom payloads actions send beside their messages, read where they arrive, and the
+button payloads the bot (its actions, and the gateway's order updates) offers shoppers."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["custom_body"]
+__all__ = ["custom_body", "intent_payload"]
 
 
 def custom_body(custom: object, key: str) -> Mapping[str, Any] | None:
@@ -18,3 +20,11 @@ def custom_body(custom: object, key: str) -> Mapping[str, Any] | None:
         return None
     body = custom.get(key)
     return body if isinstance(body, Mapping) else None
+
+
+def intent_payload(intent: str, **entities: str) -> str:
+    """A button payload Rasa reads as ``intent`` with ``entities`` (the gateway only
+    forwards payloads the bot offered, so these cannot be forged by a client)."""
+    if not entities:
+        return f"/{intent}"
+    return f"/{intent}" + json.dumps(entities, separators=(",", ":"))

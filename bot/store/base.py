@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from bot.store.models import Address, AuditEntry, Customer, Order, Product, Return, ReturnLine
+from bot.store.updates import OrderUpdate
 
 __all__ = ["ShopStore"]
 
@@ -45,3 +46,9 @@ class ShopStore(Protocol):
                        conversation_id: str | None) -> Order: ...
 
     def audit_log(self, conversation_id: str | None = None) -> list[AuditEntry]: ...
+
+    def record_update(self, order_id: str, update: OrderUpdate
+                      ) -> tuple[Order, list[Return]] | None:
+        """A shop reported an event of the order (shipped, delayed, ...): the order as the
+        bot now reads it and the returns refunded by it; None for an unknown order. The
+        built-in store writes the change; a shop's API already holds it, and is read."""

@@ -21,6 +21,7 @@ from bot.store.errors import NotAllowed, OrderNotFound, ShopUnavailable
 from bot.store.models import Address, AuditEntry, Customer, Order, Product, Return, ReturnLine
 from bot.store.policy import ReturnWindow, check_change, check_return
 from bot.store.sqlite import now_utc
+from bot.store.updates import OrderUpdate
 
 __all__ = ["HttpShop"]
 
@@ -114,6 +115,18 @@ class HttpShop:
     def audit_log(self, conversation_id: str | None = None) -> list[AuditEntry]:
         with self._lock:
             return self.audit.entries(conversation_id)
+
+    def record_update(self, order_id: str, update: OrderUpdate
+                      ) -> tuple[Order, list[Return]] | None:
+        """The shop's API is the truth and sent the event after changing the order: read
+        it back (nothing is kept here; every answer of the bot asks the API afresh)."""
+        order = self.get_order(order_id)
+        if order is None:
+            return None
+        refunded = [ret for ret in self.returns_for_order(order_id)
+                    if update.type == "refund_issued" and ret.refund_status == "issued"
+                    and (update.rma is None or ret.rma == update.rma)]
+        return order, refunded
 
     # -- writes -----------------------------------------------------------------
 

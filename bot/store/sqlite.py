@@ -32,6 +32,7 @@ from bot.store.models import (
 )
 from bot.store.parsing import words
 from bot.store.policy import ReturnWindow, check_change, check_return
+from bot.store.updates import OrderUpdate, apply_update
 
 __all__ = ["SQLiteShop", "now_utc"]
 
@@ -235,6 +236,25 @@ class SQLiteShop:
                               {"from": order.shipping_address.model_dump(),
                                "to": address.model_dump()}, conversation_id)
         return changed
+
+    def record_update(self, order_id: str, update: OrderUpdate
+                      ) -> tuple[Order, list[Return]] | None:
+        """Write what a shop's order event changes (status, dates, tracking, refunds), in
+        one transaction; the bot's next answer reads it. Not audited: the audit log holds
+        what the bot did, and this is the shop's own news."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT data FROM orders WHERE id = ?", [order_id]).fetchone()
+            if row is None:
+                return None
+            returns = [Return.model_validate_json(r[0]) for r in conn.execute(
+                "SELECT data FROM returns WHERE order_id = ? ORDER BY number", [order_id])]
+            order, refunded = apply_update(Order.model_validate_json(row[0]), returns, update)
+            conn.execute("UPDATE orders SET data = ? WHERE id = ?",
+                         [order.model_dump_json(), order_id])
+            for ret in refunded:
+                conn.execute("UPDATE returns SET data = ? WHERE rma = ?",
+                             [ret.model_dump_json(), ret.rma])
+        return order, refunded
 
 
 def _rma_number(rma: str) -> int:
