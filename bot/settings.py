@@ -250,6 +250,15 @@ class Settings(BaseSettings):
         5_000_000, ge=10_000, description="Largest raw message the inbound mail endpoint "
         "takes, in bytes.",
     )
+    order_updates_recent_days: float = Field(
+        14.0, gt=0, description="A shop's order update is posted in the customer's "
+        "conversation when one verifiably theirs (signed customer, or the order proved by "
+        "its email) was active within this many days.",
+    )
+    order_updates_by_email: bool = Field(
+        False, description="Mail an order update to the order's address when no recent "
+        "conversation of the customer's can take it (needs smtp_host).",
+    )
     retention_days: float | None = Field(
         None, gt=0,
         description="Delete conversations (transcripts, tickets, KB log, Rasa tracker) last "
@@ -376,6 +385,9 @@ class Settings(BaseSettings):
         if self.smtp_host and not self.mail_from:
             raise ValueError("smtp_host needs mail_from (SHOPCHAT_MAIL_FROM), the address "
                              "mail is sent from")
+        if self.order_updates_by_email and not self.smtp_host:
+            raise ValueError("order_updates_by_email needs smtp_host (SHOPCHAT_SMTP_HOST) "
+                             "and mail_from to send the mail")
         for name in ("mail_from", "mail_reply_to"):
             value = getattr(self, name)
             if value is not None and "@" not in parseaddr(value)[1]:

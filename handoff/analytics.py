@@ -2,7 +2,7 @@
 
 Read-only over what the product already stores: the gateway database
 (conversations, handoffs with their queue/assign/first-response times,
-resolutions, CSAT, offline tickets), the knowledge-base log (answers and
+resolutions, CSAT, offline tickets, the shop's order updates), the knowledge-base log (answers and
 "did this help?") and Rasa's tracker store (each shopper message's intent).
 The aggregation is pure (:func:`summarise`) so it is tested on rows with
 known answers; :func:`build_report` only fetches the rows.
@@ -21,6 +21,7 @@ from typing import Any
 
 from bot.intents import FALLBACK_INTENT
 from bot.readonly import read_rows
+from handoff.db.orders import CHANNELS, order_events_between
 from handoff.db.reads import conversations_with_messages, handoffs_between, tickets_between
 
 __all__ = ["CSV_SECTIONS", "HandoffRow", "ReportInput", "UserTurn", "build_report", "csv_rows",
@@ -61,6 +62,8 @@ class ReportInput:
     kb_answers: list[tuple[float, str, str]] = field(default_factory=list)
     kb_feedback: list[tuple[float, str, bool]] = field(default_factory=list)
     turns: list[UserTurn] = field(default_factory=list)
+    # (event type, channel) of the shop's order updates
+    order_updates: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _day(ts: float) -> str:
@@ -120,6 +123,15 @@ def _people(handoffs: list[HandoffRow]) -> dict[str, Any]:
     }
 
 
+def _order_updates(updates: list[tuple[str, str]]) -> dict[str, Any]:
+    """The shop's order updates: how many, of which kind, and where they reached the
+    shopper (their conversation, a mail, or nowhere)."""
+    return {"total": len(updates),
+            "by_type": dict(Counter(kind for kind, _ in updates).most_common()),
+            "by_channel": {channel: sum(1 for _, c in updates if c == channel)
+                           for channel in CHANNELS}}
+
+
 def _within(data: ReportInput, ids: set[str]) -> dict[str, Any]:
     """The figures of just these conversations."""
     return _figures(ids, [h for h in data.handoffs if h.conversation_id in ids],
@@ -165,7 +177,8 @@ def summarise(data: ReportInput, since: datetime, until: datetime) -> dict[str, 
         "period": {"from": since.isoformat(), "until": until.isoformat()},
         "totals": {**_figures(data.conversations, data.handoffs, data.turns,
                               data.kb_feedback, data.kb_answers),
-                   "offline_tickets": data.tickets},
+                   "offline_tickets": data.tickets,
+                   "order_updates": _order_updates(data.order_updates)},
         "days": days,
         "intents": per_intent,
         "agents": agents,
@@ -249,4 +262,5 @@ def build_report(gateway_db: Path, kb_db: Path, tracker_db: Path,
         name, confidence = _intent_of(data)
         turns.append(UserTurn(sender, ts, name or intent_name, confidence))
     return summarise(ReportInput(conversations, handoffs, tickets, kb_answers, kb_feedback,
-                                 turns), since, until)
+                                 turns, order_events_between(gateway_db, start, end)),
+                     since, until)

@@ -20,6 +20,7 @@ from handoff.db.conversations import ConversationStore
 from handoff.db.desk import DeskStore
 from handoff.db.tokens import TokenStore
 from handoff.http import AUTHORITIES, problem, requires
+from handoff.order_events import OrderEvent
 
 __all__ = ["API_TOKEN", "OPENAPI", "add_api_routes"]
 
@@ -136,7 +137,8 @@ OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "shopchat integration API", "version": "1",
              "description": "Read-only access to conversations, transcripts, offline tickets "
-                            "and support figures, and the inbound mail endpoint. Events are "
+                            "and support figures; the shop's order updates and the inbound "
+                            "mail endpoint. Events are "
                             "pushed by webhooks (docs/webhooks.md)."},
     "components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"},
@@ -164,6 +166,22 @@ OPENAPI: dict[str, Any] = {
             "responses": {"200": {"description": "appended, new_ticket or ignored",
                                   "content": {"application/json": {}}},
                           "400": _ERROR, "401": _ERROR, "404": _ERROR, "413": _ERROR}}},
+        "/api/v1/order-events": {"post": {
+            "summary": "An order changed (shipped, delayed, out for delivery, delivered, refund "
+                       "issued): the bot tells the customer in their recent conversation, "
+                       "else by mail when the shop enables it (docs/email.md). 201: taken; "
+                       "200: the same event_id / Idempotency-Key again, nothing done",
+            "security": [{"bearer": []}],
+            "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                            "schema": {"type": "string", "maxLength": 100}}],
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": OrderEvent.model_json_schema()}}},
+            "responses": {"201": {"description": "where the update went",
+                                  "content": {"application/json": {}}},
+                          "200": {"description": "a repeat: the first outcome",
+                                  "content": {"application/json": {}}},
+                          "400": _ERROR, "401": _ERROR, "404": _ERROR, "409": _ERROR,
+                          "503": _ERROR}}},
         "/api/v1/openapi.json": {"get": {"summary": "This document",
                                          "responses": {"200": {"description": "OpenAPI 3.1"}}}},
     },

@@ -13,6 +13,7 @@ import aiohttp
 from aiohttp import WSCloseCode, web
 
 from bot.settings import Settings
+from bot.store.base import ShopStore
 from handoff import agent_socket
 from handoff.chat import ChatSession, origin_allowed, websocket_response
 from handoff.db.conversations import Checkpoints, ConversationStore
@@ -20,10 +21,11 @@ from handoff.desk import Desk, load_canned
 from handoff.http import AUTHORITIES, auth_middleware, problem_middleware, quiet_client_errors
 from handoff.hub import Hub
 from handoff.mail import Mailer
+from handoff.order_events import OrderUpdates
 from handoff.rasa_bridge import Bot, RasaBridge
 from handoff.webhooks import Webhooks
 
-__all__ = ["DESK", "HUB", "SETTINGS", "create_app", "start"]
+__all__ = ["DESK", "HUB", "ORDER_UPDATES", "SETTINGS", "SHOP", "create_app", "start"]
 
 log = logging.getLogger("gateway")
 
@@ -35,6 +37,10 @@ DESK = web.AppKey("desk", Desk)
 THROTTLE = web.AppKey("login_throttle", agent_socket.LoginThrottle)
 #: The assistant to use instead of Rasa (the tests' scripted one); unset: Rasa.
 BOT = web.AppKey("bot", Bot)
+ORDER_UPDATES = web.AppKey("order_updates", OrderUpdates)
+#: The shop store order events update instead of the settings' one (tests); unset: the
+#: settings' (opened on the first event).
+SHOP = web.AppKey("shop", ShopStore)
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -61,8 +67,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     mailer = Mailer(store, settings)
     desk = Desk(store, hub, bridge, settings, load_canned(settings.canned_responses_path),
                 webhooks, mailer)
+    orders = OrderUpdates(store, settings, app.get(SHOP), webhooks=webhooks, mailer=mailer,
+                          publish=hub.publish)
+    hub.on_replies = orders.replies_received
     app[HUB] = hub
     app[DESK] = desk
+    app[ORDER_UPDATES] = orders
     await webhooks.start()
     await mailer.start()
     await desk.start()
@@ -78,6 +88,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await hub.close()
     if rasa is not None:
         await rasa.close()
+    orders.close()
     await session.close()
     await checkpoints.close()
     store.close()
@@ -183,8 +194,9 @@ def create_app(settings: Settings, bot: Bot | None = None) -> web.Application:
     app.router.add_post("/api/agents/login", agent_login)
     app.router.add_post("/api/agents/logout", agent_logout)
     from handoff.admin import add_admin_routes
-    from handoff.api import add_api_routes
+    from handoff.api import API_TOKEN, add_api_routes
     from handoff.inbound_mail import add_inbound_mail_routes
+    from handoff.order_events import add_order_event_routes
     from handoff.static import add_static_routes
     from handoff.transcripts import add_transcript_routes
 
@@ -192,6 +204,7 @@ def create_app(settings: Settings, bot: Bot | None = None) -> web.Application:
     add_admin_routes(app, DESK, SETTINGS)
     add_inbound_mail_routes(app, DESK, SETTINGS)
     add_transcript_routes(app, DESK, SETTINGS)
+    add_order_event_routes(app, ORDER_UPDATES, SETTINGS, API_TOKEN)
     add_static_routes(app, settings)
     return app
 

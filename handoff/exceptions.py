@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "GatewayError",
+    "OrderEventError",
     "ProtocolError",
     "RasaUnavailable",
     "ResumeRejected",
@@ -37,3 +38,14 @@ class ResumeRejected(ProtocolError):
 
 class RasaUnavailable(GatewayError):
     """Rasa did not answer (down, starting, or too slow). The shopper's message stays pending."""
+
+
+class OrderEventError(GatewayError):
+    """A shop's order event that cannot be taken: ``status`` (HTTP) and ``code`` say why,
+    ``detail`` what to do (an unknown order, a reused event id, the shop unreadable)."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail

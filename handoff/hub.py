@@ -256,6 +256,9 @@ class Hub:
         self._catching_up: dict[Follower, _CatchUp] = {}
         #: Called after a bot turn opened a handoff (set by the desk).
         self.on_handoff: Callable[[str], Awaitable[None]] | None = None
+        #: Called with each bot turn's raw replies (the order updates read the order
+        #: form's notices in them).
+        self.on_replies: Callable[[str, list[Any]], None] | None = None
         self._subscribers: dict[str, set[Follower]] = defaultdict(set)
         #: One lock per conversation with a turn running or waiting; a lock nobody holds
         #: or waits for is dropped (a long-running gateway sees millions of conversations).
@@ -523,6 +526,8 @@ class Hub:
                 )),
             )
             return 0.0
+        if self.on_replies is not None:
+            self.on_replies(conversation_id, replies)
         frames = replies_to_frames(replies, reply_to=message.seq)
         if skipped:
             frames.insert(0, _backlog_notice(skipped))

@@ -3,7 +3,8 @@
 Everything shopchat stores about a shopper hangs off their conversations. A
 shopper is found by email in every store: offline tickets, what they typed
 (the transcript, the agent's context packet), mail to or from them (the mail
-queue, the threads of tickets answered by mail), Rasa's tracker, and the shop
+queue, the threads of tickets answered by mail, the shop's order updates posted or
+mailed to them), Rasa's tracker, and the shop
 customer with that email (whose verified chats carry their customer id).
 ``export`` returns all of it as JSON; ``delete`` removes the conversations
 from the gateway database, the knowledge-base log and Rasa's tracker store,
@@ -33,8 +34,8 @@ from handoff.db.schema import migrate
 __all__ = ["conversations_of", "delete", "export", "purge_older_than"]
 
 #: Gateway tables keyed by conversation id, children before parents.
-GATEWAY_TABLES = ("mail_outbox", "mail_threads", "notes", "tickets", "handoffs",
-                  "client_messages", "events", "conversations")
+GATEWAY_TABLES = ("order_events", "conversation_orders", "mail_outbox", "mail_threads",
+                  "notes", "tickets", "handoffs", "client_messages", "events", "conversations")
 
 
 
@@ -125,6 +126,12 @@ def export(settings: Settings, email: str) -> dict[str, Any]:
             result["gateway"]["mail_outbox"] += [dict(row) for row in conn.execute(
                 "SELECT * FROM mail_outbox WHERE conversation_id IS NULL "
                 "AND lower(recipient) = lower(?)", [email])]
+        # Order updates that reached no conversation: mailed to the address, or about
+        # an order of the customer with that address.
+        if conn is not None and _has_table(conn, "order_events"):
+            query, params = _loose_order_events(settings, email)
+            result["gateway"]["order_events"] += [dict(row) for row in conn.execute(
+                f"SELECT * {query}", params)]
     with _open(settings.kb_log_db) as conn:
         for table in ("kb_answers", "kb_feedback"):
             result["knowledge_base"][table] = _rows(conn, table, "conversation_id", ids)
@@ -185,14 +192,19 @@ def _compact(path: Path) -> None:
 def delete(settings: Settings, email: str) -> dict[str, int]:
     """Erase ``email``'s conversations everywhere and pseudonymise the shop customer."""
     ids = conversations_of(settings, email)
-    loose = 0
+    loose = loose_events = 0
     with _open(settings.gateway_db) as conn:
         if conn is not None and _has_table(conn, "mail_outbox"):
             loose = conn.execute("DELETE FROM mail_outbox WHERE conversation_id IS NULL "
                                  "AND lower(recipient) = lower(?)", [email]).rowcount
+        if conn is not None and _has_table(conn, "order_events"):
+            query, params = _loose_order_events(settings, email)
+            loose_events = conn.execute(f"DELETE {query}", params).rowcount
     counts = _delete_conversations(settings, ids)
     if loose:
         counts["mail_outbox"] = counts.get("mail_outbox", 0) + loose
+    if loose_events:
+        counts["order_events"] = counts.get("order_events", 0) + loose_events
     subject = hashlib.sha256(email.strip().lower().encode()).hexdigest()
     placeholder = f"deleted-{subject[:12]}@invalid"
     customers = _customer_ids(settings, email)
@@ -221,6 +233,14 @@ def delete(settings: Settings, email: str) -> dict[str, int]:
         _compact(settings.shop_db)
     _log(settings, "delete", email, {"conversations": len(ids), **counts})
     return {"conversations": len(ids), **counts}
+
+
+def _loose_order_events(settings: Settings, email: str) -> tuple[str, list[Any]]:
+    """``FROM … WHERE …`` of the order events of ``email`` that went to no conversation."""
+    customers = _customer_ids(settings, email)
+    marks = ",".join("?" * len(customers)) or "NULL"
+    return (f"FROM order_events WHERE conversation_id IS NULL AND (lower(email) = lower(?) "
+            f"OR customer_id IN ({marks}))", [email, *customers])
 
 
 def _orders_and_returns(conn: sqlite3.Connection, customers: list[str]) -> list[str]:

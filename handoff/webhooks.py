@@ -34,7 +34,7 @@ log = logging.getLogger("gateway.webhooks")
 
 #: What a shop can subscribe to (all are sent to every configured URL).
 EVENTS = frozenset({"conversation.queued", "conversation.assigned", "conversation.closed",
-                    "csat.received", "ticket.created"})
+                    "csat.received", "ticket.created", "order.update"})
 
 
 
@@ -83,6 +83,19 @@ class Webhooks(RetryingSender):
         await self.stop_sending()
         if self._session is not None:
             await self._session.close()
+
+    async def deliver_now(self) -> None:
+        """One round over the due rows, for a process that runs no sender of its own (the
+        CLI): what fails is retried by a gateway's sender."""
+        if not self.urls or self._session is not None:
+            return
+        async with aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout)) as session:
+            self._session = session
+            try:
+                await self.deliver_due()
+            finally:
+                self._session = None
 
     def describe(self, row: dict[str, Any]) -> str:
         return f"webhook {row['event']} to {row['url']}"

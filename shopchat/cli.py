@@ -401,6 +401,8 @@ def report(days: int, as_json: bool, csv_path: Path | None, section: str) -> Non
         ("KB answers helpful / not", f"{totals['kb']['helpful']} / {totals['kb']['not_helpful']}"),
         ("fallback rate", totals["fallback_rate"]),
         ("offline tickets", totals["offline_tickets"]),
+        ("order updates: chat / email / none",
+         " / ".join(str(n) for n in totals["order_updates"]["by_channel"].values())),
     ]
     for name, value in rows:
         table.add_row(name, show(value))
@@ -584,6 +586,56 @@ def privacy_purge(days: float) -> None:
     from handoff.privacy import purge_older_than
 
     click.echo(f"Deleted {purge_older_than(_settings(), days)} conversations.")
+
+
+@cli.group()
+def orders() -> None:
+    """Order updates from the shop (what POST /api/v1/order-events does)."""
+
+
+@orders.command(name="event")
+@click.argument("order_id")
+@click.argument("event_type", metavar="TYPE", type=click.Choice(
+    ["shipped", "delayed", "out_for_delivery", "delivered", "refund_issued"]))
+@click.option("--event-id", default=None,
+              help="The shop's id of the event: sent again, it is not posted twice "
+              "(default: a new one, printed).")
+@click.option("--new-date", default=None, metavar="YYYY-MM-DD",
+              help="The new expected delivery date (required for delayed).")
+@click.option("--tracking-url", default=None, help="The parcel's tracking page.")
+@click.option("--rma", default=None,
+              help="refund_issued: the return refunded (default: every open refund).")
+@click.option("--note", default=None, help="A line from the shop for the shopper.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
+def orders_event(order_id: str, event_type: str, event_id: str | None, new_date: str | None,
+                 tracking_url: str | None, rma: str | None, note: str | None,
+                 as_json: bool) -> None:
+    """Tell the shopper that order ORDER_ID changed: in their recent conversation, else by
+    email (SHOPCHAT_ORDER_UPDATES_BY_EMAIL), else only recorded."""
+    import asyncio
+    import uuid
+
+    from handoff.exceptions import OrderEventError
+    from handoff.order_events import post_offline
+
+    body = {"event_id": event_id or f"cli-{uuid.uuid4().hex}", "order_id": order_id,
+            "type": event_type, "new_date": new_date, "tracking_url": tracking_url,
+            "rma": rma, "note": note}
+    try:
+        outcome = asyncio.run(post_offline(
+            _settings(), {k: v for k, v in body.items() if v is not None}, None))
+    except OrderEventError as error:
+        raise click.ClickException(error.detail) from error
+    if as_json:
+        click.echo(json.dumps(outcome.as_json()))
+        return
+    where = {"conversation": f"posted in conversation {outcome.conversation_id} "
+                             f"(seq {outcome.seq})",
+             "email": "mailed to the order's address",
+             "none": "recorded (no recent conversation of the customer's; mail is off)"}
+    again = " (sent before: nothing done now)" if outcome.duplicate else ""
+    click.echo(f"Event {outcome.event_id}: {outcome.type} for {outcome.order_id} "
+               f"{where[outcome.channel]}{again}.")
 
 
 @cli.group()

@@ -1,0 +1,134 @@
+"""Gateways that take a shop's order events: the demo shop loaded in their var/, an API
+token made, signed customer identities on; and the helpers that post events and open
+shoppers' chats."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+from websockets.asyncio.client import connect
+
+from bot.identity import sign_identity
+from bot.settings import PROJECT_DIR, Settings
+from bot.store.demo import load_demo
+from bot.store.models import Order
+from bot.store.policy import ReturnWindow
+from bot.store.sqlite import SQLiteShop
+from bot.store.updates import order_verified_payload
+from handoff.db.conversations import ConversationStore
+from handoff.db.tokens import TokenStore
+from tests.conftest import IDENTITY_SECRET, ChatClient, Gateway, bare_settings, serving
+from tests.mail.conftest import mailbox  # noqa: F401  (the SMTP server order mails go to)
+from tests.scripted_bot import ScriptedBot
+
+#: The signed-in demo customer (Anna Berg) and another one.
+ANNA, BEN = "cus_0001", "cus_0002"
+
+
+class VerifyingBot(ScriptedBot):
+    """The scripted assistant, plus the order form's notice: "my order is SC-… and my
+    email is …" proves the order when the email is the order's, as the real form does."""
+
+    def __init__(self, shop_db: Path) -> None:
+        super().__init__()
+        self.shop_db = shop_db
+
+    async def send(self, sender: str, text: str, metadata: dict[str, Any]) -> list[Any]:
+        replies = await super().send(sender, text, metadata)
+        found = re.search(r"(SC-\d+) and my email is (\S+)", text)
+        if found:
+            shop = SQLiteShop(self.shop_db, window=ReturnWindow(30, 60))
+            order = shop.get_order(found.group(1))
+            shop.close()
+            if order is not None and order.email == found.group(2):
+                replies.append({"recipient_id": sender,
+                                "custom": order_verified_payload(order.id)})
+        return replies
+
+
+def load_shop(settings: Settings) -> SQLiteShop:
+    """The demo shop in ``settings``' var/ (what the action server would load)."""
+    shop = SQLiteShop(settings.shop_db, window=ReturnWindow(30, 60))
+    if shop.is_empty():
+        load_demo(shop, PROJECT_DIR / "data" / "shop", datetime.now(UTC))
+    return shop
+
+
+def make_token(settings: Settings) -> str:
+    store = ConversationStore(settings.gateway_db)
+    try:
+        tokens = TokenStore(store)
+        tokens.revoke("shop")  # a gateway started again on the same var/
+        return tokens.add("shop")
+    finally:
+        store.close()
+
+
+class OrderGateway(Gateway):
+    """A gateway with the demo shop, its shop store and an API token for the shop."""
+
+    token: str = ""
+    shop: SQLiteShop | None = None
+
+    def order(self, customer_id: str, status: str) -> Order:
+        assert self.shop is not None
+        return next(o for o in self.shop.orders_for_customer(customer_id, 100)
+                    if o.status == status)
+
+    async def post(self, body: dict[str, Any], *, token: str | None = None,
+                   headers: dict[str, str] | None = None,
+                   raw: str | None = None) -> tuple[int, dict[str, Any]]:
+        """POST an order event; the status and the JSON answer."""
+        sent = {"Authorization": f"Bearer {token or self.token}", **(headers or {})}
+        async with aiohttp.ClientSession() as session:
+            kwargs: dict[str, Any] = {"data": raw} if raw is not None else {"json": body}
+            async with session.post(f"{self.http}/api/v1/order-events", headers=sent,
+                                    **kwargs) as response:
+                return response.status, await response.json(content_type=None)
+
+
+@pytest.fixture
+def order_gateway(tmp_path: Path) -> Callable[..., Any]:
+    """``async with order_gateway(**overrides) as gateway``: a fast-tier gateway (the
+    scripted assistant that also proves orders) with the demo shop and a token."""
+
+    @asynccontextmanager
+    async def start(**overrides: Any) -> AsyncIterator[OrderGateway]:
+        settings = bare_settings(tmp_path, identity_secret=SecretStr(IDENTITY_SECRET),
+                                 **overrides)
+        shop = load_shop(settings)
+        token = make_token(settings)
+        async with serving(settings, VerifyingBot(settings.shop_db)) as gateway:
+            ordered = OrderGateway(gateway.settings, gateway.runner, gateway.bot)
+            ordered.token, ordered.shop = token, shop
+            try:
+                yield ordered
+            finally:
+                ordered.runner = None  # serving() stops it
+                shop.close()
+
+    return start
+
+
+@asynccontextmanager
+async def customer(gateway: Gateway, customer_id: str | None = None
+                   ) -> AsyncIterator[ChatClient]:
+    """A shopper's chat: signed in as ``customer_id`` by the storefront, or a guest."""
+    async with connect(gateway.url) as ws:
+        client = ChatClient(ws)
+        fields = {"identity": sign_identity(customer_id, IDENTITY_SECRET, ttl=600)} \
+            if customer_id else {}
+        await client.hello(**fields)
+        yield client
+
+
+def is_update(frame: dict[str, Any]) -> bool:
+    return frame.get("type") == "message" and "order_update" in frame
