@@ -670,6 +670,43 @@ def db() -> None:
     """The gateway database: move it to PostgreSQL."""
 
 
+@db.command(name="migrate")
+@click.option("--database", "address", default=None,
+              help="postgresql://… or sqlite:///var/gateway.db (default: SHOPCHAT_DATABASE_URL "
+                   "if set, else gateway.db in SHOPCHAT_VAR_DIR).")
+def db_migrate(address: str | None) -> None:
+    """Bring the gateway database to the newest schema (the gateway does this as it starts;
+    this is for upgrading a shared database before the new gateways start)."""
+    import asyncio
+    import sqlite3
+
+    import asyncpg
+
+    from handoff.db.copy import CopyError, sqlite_path
+    from handoff.db.pg_schema import connect_and_migrate
+    from handoff.db.schema import MIGRATIONS, migrate
+
+    settings = _settings()
+    if address is None and settings.database_url is not None:
+        address = settings.database_url.get_secret_value()
+    try:
+        if address and address.split(":", 1)[0] in ("postgresql", "postgres"):
+            version = asyncio.run(connect_and_migrate(address))
+            where = "PostgreSQL"
+        else:
+            path = sqlite_path(address) if address else settings.gateway_db
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path)
+            try:
+                version = migrate(conn)
+            finally:
+                conn.close()
+            where = str(path)
+    except (CopyError, OSError, sqlite3.Error, asyncpg.PostgresError) as error:
+        raise click.ClickException(f"Cannot migrate: {error}") from error
+    click.echo(f"{where}: schema version {version} (newest {MIGRATIONS[-1].version}).")
+
+
 @db.command(name="copy")
 @click.option("--from", "source", default=None,
               help="The SQLite gateway database: sqlite:///var/gateway.db or a path "

@@ -23,7 +23,10 @@ import asyncpg
 
 from handoff.db.schema import MIGRATIONS, Migration
 
-__all__ = ["MIGRATION_LOCK", "migrate_postgres", "postgres_statements", "postgres_version"]
+__all__ = [
+    "MIGRATION_LOCK", "connect_and_migrate", "migrate_postgres", "postgres_statements",
+    "postgres_version",
+]
 
 #: The advisory lock key migrations hold (any constant: "shopchat" in ASCII digits).
 MIGRATION_LOCK = 0x73686F7063686174
@@ -81,3 +84,12 @@ async def migrate_postgres(conn: asyncpg.Connection) -> int:
                     "INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)",
                     migration.version, migration.name, time.time())
     return await postgres_version(conn)
+
+
+async def connect_and_migrate(url: str) -> int:
+    """Migrate the database at ``url`` (``shopchat db migrate``); the version it is at then."""
+    conn = await asyncpg.connect(url)
+    try:
+        return await migrate_postgres(conn)
+    finally:
+        await conn.close()

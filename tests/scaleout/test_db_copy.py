@@ -18,6 +18,7 @@ from handoff.db.copy import sqlite_path
 from handoff.db.desk import DeskStore
 from handoff.db.pg_conversations import PostgresConversations
 from handoff.db.pg_schema import migrate_postgres
+from handoff.db.schema import MIGRATIONS
 from handoff.db.tokens import TokenStore
 from tests.conftest import run_shopchat
 from tests.scaleout.servers import Postgres
@@ -137,3 +138,21 @@ def test_sqlite_addresses_name_relative_and_absolute_files() -> None:
     assert sqlite_path("sqlite:///var/gateway.db") == Path("var/gateway.db")
     assert sqlite_path("sqlite:////srv/shop/gateway.db") == Path("/srv/shop/gateway.db")
     assert sqlite_path("var/gateway.db") == Path("var/gateway.db")
+
+
+async def test_db_migrate_brings_either_database_to_the_newest_schema(
+    tmp_path: Path, target: str
+) -> None:
+    newest = MIGRATIONS[-1].version
+    result = await asyncio.to_thread(run_shopchat, "db", "migrate", "--database", target)
+    assert result.returncode == 0, result.stderr
+    assert f"schema version {newest}" in result.stdout
+    conn = await asyncpg.connect(target)
+    assert await conn.fetchval("SELECT max(version) FROM schema_version") == newest
+    await conn.close()
+    path = tmp_path / "gateway.db"
+    result = await asyncio.to_thread(run_shopchat, "db", "migrate", "--database", str(path))
+    assert result.returncode == 0 and f"schema version {newest}" in result.stdout
+    result = await asyncio.to_thread(run_shopchat, "db", "migrate", "--database",
+                                     "postgresql://nobody@127.0.0.1:1/none")
+    assert result.returncode == 1 and "Cannot migrate" in result.stderr
