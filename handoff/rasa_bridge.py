@@ -21,6 +21,12 @@ __all__ = ["Bot", "RasaBridge", "Replica", "replies_to_frames"]
 
 log = logging.getLogger("gateway.rasa")
 
+#: Seconds a /healthz probe waits for Rasa's /status and the action server's /health.
+PROBE_TIMEOUT = 2.0
+#: Seconds the background check of a replica waits: longer, since a replica busy with
+#: turns answers /status late (on a loaded machine, over 2 s) and is not down for it.
+CHECK_TIMEOUT = 5.0
+
 
 def replies_to_frames(replies: object, reply_to: int) -> list[dict[str, Any]]:
     """Turn the REST webhook's answer into event frames for the conversation log.
@@ -92,9 +98,13 @@ class Replica:
     rasa_url: str
     action_url: str
     #: False from a request that could not reach it, or a failed health check, until a
-    #: health check finds Rasa with a model and the action server up again.
-    healthy: bool = True
+    #: health check finds Rasa with a model and the action server up again; None until
+    #: the first check (it is tried meanwhile).
+    healthy: bool | None = None
+    #: Why it is left out.
     detail: str = ""
+    #: The model id it had loaded at the last check.
+    model: str | None = None
     #: Requests sent to it (answered or not), shown in /healthz.
     requests: int = 0
 
@@ -110,7 +120,8 @@ class RasaBridge:
     answered nothing) is taken out at once and the request goes to the next one; a
     timeout is not retried elsewhere, since the slow replica may still be running that
     turn. With more than one replica, :meth:`start` checks each every
-    ``health_interval`` seconds and takes back those that answer again.
+    ``health_interval`` seconds and takes back those that answer again, and
+    :meth:`health` reports what the last checks found.
     """
 
     def __init__(
@@ -206,7 +217,7 @@ class RasaBridge:
         order = [self.replicas[(start + i) % len(self.replicas)]
                  for i in range(len(self.replicas))]
         untried = [replica for replica in order if replica not in tried]
-        return next((r for r in untried if r.healthy), untried[0])
+        return next((r for r in untried if r.healthy is not False), untried[0])
 
     async def _api(
         self, method: str, path: str, body: object, params: dict[str, str]
@@ -244,54 +255,64 @@ class RasaBridge:
 
     def _set_health(self, replica: Replica, healthy: bool, detail: str = "") -> None:
         if healthy != replica.healthy and len(self.replicas) > 1:
-            if healthy:
+            if replica.healthy is None:
+                log.info("rasa replica %s %s", replica.rasa_url,
+                         "is up" if healthy else f"is not up yet: {detail}")
+            elif healthy:
                 log.info("rasa replica %s is back", replica.rasa_url)
             else:
                 log.warning("rasa replica %s left out: %s", replica.rasa_url, detail)
         replica.healthy, replica.detail = healthy, detail
 
-    async def _check_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._health_interval)
-            await self.health()
-
-    async def health(self) -> dict[str, dict[str, Any]]:
-        """Reachability of Rasa (with its loaded model) and of the action server; with
-        several replicas, each one's under ``rasa.replicas``, and each is ok while at
-        least one replica (Rasa and its action server) is."""
-        checks = await asyncio.gather(*(self._replica_health(r) for r in self.replicas))
-        for replica, (rasa, actions) in zip(self.replicas, checks, strict=True):
-            ok = rasa["ok"] and actions["ok"]
-            self._set_health(replica, ok, "" if ok else
-                             (rasa if not rasa["ok"] else actions).get("detail", ""))
-        if len(self.replicas) == 1:
-            rasa, actions = checks[0]
-            return {"rasa": rasa, "action_server": actions}
-        healthy = [(r, c) for r, c in zip(self.replicas, checks, strict=True) if r.healthy]
-        rasa_summary: dict[str, Any] = {
-            "ok": bool(healthy),
-            "replicas": [{"url": replica.rasa_url, **rasa, "action_server": actions,
-                          "requests": replica.requests}
-                         for replica, (rasa, actions) in zip(self.replicas, checks,
-                                                             strict=True)],
-        }
-        if healthy:
-            rasa_summary["model"] = healthy[0][1][0]["model"]
-        else:
-            rasa_summary["detail"] = "no Rasa replica is up with its action server"
-        return {"rasa": rasa_summary,
-                "action_server": {"ok": bool(healthy)} if healthy else
-                {"ok": False, "detail": "no replica has both Rasa and its action server up"}}
-
-    async def _replica_health(self, replica: Replica
-                              ) -> tuple[dict[str, Any], dict[str, Any]]:
-        rasa, actions = await asyncio.gather(self._rasa_health(replica),
-                                             self._action_health(replica))
+    async def _check(self, replica: Replica, timeout: float) -> tuple[dict[str, Any],
+                                                                      dict[str, Any]]:
+        """Rasa's and the action server's answers; the replica marked by them."""
+        rasa, actions = await asyncio.gather(self._rasa_health(replica, timeout),
+                                             self._action_health(replica, timeout))
+        replica.model = rasa.get("model")
+        failed = next((check for check in (rasa, actions) if not check["ok"]), None)
+        self._set_health(replica, failed is None, "" if failed is None else
+                         ("action server: " if failed is actions else "") + failed["detail"])
         return rasa, actions
 
-    async def _rasa_health(self, replica: Replica) -> dict[str, Any]:
+    async def _check_forever(self) -> None:
+        while True:
+            await asyncio.gather(*(self._check(replica, CHECK_TIMEOUT)
+                                   for replica in self.replicas))
+            await asyncio.sleep(self._health_interval)
+
+    async def health(self) -> dict[str, dict[str, Any]]:
+        """Reachability of Rasa (with its loaded model) and of the action server.
+
+        With several replicas: what the background checks found last (a request that
+        could not reach one counts too), each replica under ``rasa.replicas``; ``ok``
+        while at least one replica (Rasa and its action server) is up.
+        """
+        if len(self.replicas) == 1:
+            alone, its_actions = await self._check(self.replicas[0], PROBE_TIMEOUT)
+            return {"rasa": alone, "action_server": its_actions}
+        if self._checker is None or any(r.healthy is None for r in self.replicas):
+            await asyncio.gather(*(self._check(replica, PROBE_TIMEOUT)
+                                   for replica in self.replicas if replica.healthy is None
+                                   or self._checker is None))
+        up = [replica for replica in self.replicas if replica.healthy]
+        rasa: dict[str, Any] = {"ok": bool(up)}
+        if up:
+            rasa["model"] = up[0].model
+        else:
+            rasa["detail"] = "no Rasa replica is up with its action server"
+        rasa["replicas"] = [
+            {"url": r.rasa_url, "ok": bool(r.healthy),
+             **({"model": r.model} if r.healthy else {"detail": r.detail}),
+             "requests": r.requests}
+            for r in self.replicas]
+        actions = {"ok": True} if up else {
+            "ok": False, "detail": "no replica has both Rasa and its action server up"}
+        return {"rasa": rasa, "action_server": actions}
+
+    async def _rasa_health(self, replica: Replica, timeout: float) -> dict[str, Any]:
         params = {"token": self._token} if self._token else {}
-        result = await self._get_json(f"{replica.rasa_url}/status", params)
+        result = await self._get_json(f"{replica.rasa_url}/status", params, timeout)
         if not result["ok"]:
             return result
         model = (result.pop("body") or {}).get("model_id")
@@ -299,15 +320,16 @@ class RasaBridge:
             return {"ok": False, "detail": "Rasa is up but has no model loaded"}
         return {"ok": True, "model": model}
 
-    async def _action_health(self, replica: Replica) -> dict[str, Any]:
-        result = await self._get_json(f"{replica.action_url}/health", {})
+    async def _action_health(self, replica: Replica, timeout: float) -> dict[str, Any]:
+        result = await self._get_json(f"{replica.action_url}/health", {}, timeout)
         result.pop("body", None)
         return result
 
-    async def _get_json(self, url: str, params: dict[str, str]) -> dict[str, Any]:
+    async def _get_json(self, url: str, params: dict[str, str],
+                        timeout: float) -> dict[str, Any]:
         try:
             async with self._session.get(
-                url, params=params, timeout=aiohttp.ClientTimeout(total=2)
+                url, params=params, timeout=aiohttp.ClientTimeout(total=timeout)
             ) as response:
                 if response.status != 200:
                     return {"ok": False, "detail": f"HTTP {response.status}"}
