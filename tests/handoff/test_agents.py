@@ -20,9 +20,9 @@ from tests.conftest import PRODUCT_PASSWORD_HASHER
 PASSWORD = "a long enough secret"
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def product_hasher(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests hash with the gateway's own parameters, not the tests' cheap ones."""
+    """Hashes with the gateway's own parameters, not the tests' cheap ones."""
     monkeypatch.setattr(agents_module, "_hasher", PRODUCT_PASSWORD_HASHER)
 
 
@@ -32,7 +32,7 @@ def store(tmp_path: Path) -> ConversationStore:
 
 
 def test_password_is_stored_as_argon2id_and_sign_in_works(
-    store: ConversationStore, tmp_path: Path
+    store: ConversationStore, tmp_path: Path, product_hasher: None
 ) -> None:
     agents = AgentStore(store)
     agent = agents.add("Dana@Shop.Example", "Dana", PASSWORD, capacity=3)
@@ -64,7 +64,7 @@ def test_wrong_password_unknown_email_and_expired_sessions_are_refused(
 
 
 def test_a_hash_made_with_other_parameters_is_redone_at_sign_in(
-    store: ConversationStore, tmp_path: Path
+    store: ConversationStore, tmp_path: Path, product_hasher: None
 ) -> None:
     agents = AgentStore(store)
     agents.add("gil@shop.example", "Gil", PASSWORD, capacity=1)
