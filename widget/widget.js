@@ -46,6 +46,7 @@
     title: "Chat with us",
     launcher: "Chat",
     open: "Open chat",
+    openUnread: "Open chat ({count} unread)",
     close: "Close chat",
     placeholder: "Type your message…",
     send: "Send",
@@ -345,7 +346,7 @@
       root.querySelector(".panel").setAttribute("aria-label", s.title);
       root.querySelector(".close").setAttribute("aria-label", s.close);
       root.querySelector(".launcher .label").textContent = s.launcher;
-      this.launcher.setAttribute("aria-label", this.hasAttribute("open") ? s.close : s.open);
+      this.labelLauncher();
       this.input.placeholder = s.placeholder;
       this.input.setAttribute("aria-label", s.placeholder);
       root.querySelector("form.compose button").textContent = s.send;
@@ -366,20 +367,36 @@
     toggle(open, byUser) {
       this.toggleAttribute("open", open);
       this.launcher.setAttribute("aria-expanded", String(open));
-      this.launcher.setAttribute("aria-label", open ? this.strings.close : this.strings.open);
       this.state.open = open;
       if (open) this.state.seen = this.rendered;
       this.save();
       if (open) {
-        this.unread = 0;
-        this.badge.hidden = true;
+        this.showUnread(0);
         this.hideBubble();
         // Focus moves only when the shopper asked for the chat, never on a page load.
         if (byUser) this.input.focus();
         this.log.scrollTop = this.log.scrollHeight;
-      } else if (byUser) {
-        this.launcher.focus();
+      } else {
+        this.labelLauncher();
+        if (byUser) this.launcher.focus();
       }
+    }
+
+    // Messages (the bot's, an agent's, a shop's order update) that came while the chat
+    // was closed or the shopper away: on the badge, and in the launcher's name for
+    // screen readers, which do not read the badge.
+    showUnread(count) {
+      this.unread = count;
+      this.badge.textContent = String(count);
+      this.badge.hidden = count === 0;
+      this.labelLauncher();
+    }
+
+    labelLauncher() {
+      const s = this.strings;
+      const label = this.hasAttribute("open") ? s.close
+        : this.unread ? fill(s.openUnread, { count: this.unread }) : s.open;
+      this.launcher.setAttribute("aria-label", label);
     }
 
     startProactive() {
@@ -512,9 +529,7 @@
         // A new page replays the transcript: only what came after the shopper last had
         // the chat open is unread.
         if (frame.author !== "shopper" && frame.seq > (this.state.seen || 0)) {
-          this.unread += 1;
-          this.badge.textContent = String(this.unread);
-          this.badge.hidden = false;
+          this.showUnread(this.unread + 1);
         }
       } else if (frame.type === "mode") {
         this.agentName = frame.mode === "agent" && frame.agent ? frame.agent.name : null;
