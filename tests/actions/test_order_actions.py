@@ -19,6 +19,7 @@ from bot.store.demo import load_demo
 from bot.store.models import Order
 from bot.store.policy import ReturnWindow
 from bot.store.sqlite import SQLiteShop
+from bot.store.updates import parse_order_verified
 
 
 @pytest.fixture
@@ -142,3 +143,28 @@ async def test_the_task_never_runs_for_an_unverified_order(store: SQLiteShop) ->
                                                     confirm=True), {})
     assert dispatcher.messages == []
     assert store.get_order(order.id) == order
+
+
+def test_a_proved_order_is_told_to_the_gateway_once(store: SQLiteShop) -> None:
+    order = someone_elses(store, "shipped")
+    form = ValidateOrderForm()
+
+    def notices(dispatcher: CollectingDispatcher) -> list[str | None]:
+        return [parse_order_verified(m.get("custom")) for m in dispatcher.messages
+                if m.get("custom")]
+
+    by_email, wrong, again = CollectingDispatcher(), CollectingDispatcher(), \
+        CollectingDispatcher()
+    form.validate_email(order.email, by_email, tracker(order_task="track",
+                                                       order_id=order.id), {})
+    form.validate_email("wrong@example.com", wrong, tracker(order_task="track",
+                                                            order_id=order.id), {})
+    form.validate_order_id(order.id, again, tracker(order_task="track",
+                                                    verified_order=order.id), {})
+    assert notices(by_email) == [order.id]
+    assert notices(wrong) == [] and notices(again) == []
+    own = store.orders_for_customer("cus_0001", 1)[0]
+    signed_in = CollectingDispatcher()
+    form.validate_order_id(own.id, signed_in, tracker(order_task="track",
+                                                      customer_id="cus_0001"), {})
+    assert notices(signed_in) == [own.id]

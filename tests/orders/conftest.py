@@ -5,6 +5,7 @@ shoppers' chats."""
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from pydantic import SecretStr
 from websockets.asyncio.client import connect
 
@@ -23,6 +25,7 @@ from bot.store.models import Order
 from bot.store.policy import ReturnWindow
 from bot.store.sqlite import SQLiteShop
 from bot.store.updates import order_verified_payload
+from handoff.app import SHOP, create_app
 from handoff.db.conversations import ConversationStore
 from handoff.db.tokens import TokenStore
 from tests.conftest import IDENTITY_SECRET, ChatClient, Gateway, bare_settings, serving
@@ -132,3 +135,36 @@ async def customer(gateway: Gateway, customer_id: str | None = None
 
 def is_update(frame: dict[str, Any]) -> bool:
     return frame.get("type") == "message" and "order_update" in frame
+
+
+def fresh_order(shop: SQLiteShop, customer_id: str, status: str) -> Order:
+    """A new order of ``customer_id`` (a copy of one of theirs with ``status``, under a
+    number nobody else uses): tests sharing the session's stack and shop never meet."""
+    template = next(o for n in range(1, 30) for o in shop.orders_for_customer(
+        f"cus_{n:04d}", 100) if o.status == status)
+    order = template.model_copy(update={
+        "id": f"SC-{secrets.randbelow(10**9) + 10**9}", "customer_id": customer_id,
+        "email": next(c.email for c in [shop.get_customer(customer_id)] if c is not None),
+        "tracking_url": None, "expected_delivery": None})
+    shop.put_order(order)
+    return order
+
+
+@asynccontextmanager
+async def stack_gateway(settings: Settings, shop_db: Path) -> AsyncIterator[OrderGateway]:
+    """A gateway on the session's real Rasa whose order events update ``shop_db``, the
+    stack's own shop (the one its action server reads), with a token for the shop."""
+    shop = SQLiteShop(shop_db, window=ReturnWindow(30, 60))
+    token = make_token(settings)
+    app = create_app(settings)
+    app[SHOP] = shop
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.port).start()
+    gateway = OrderGateway(settings, runner)
+    gateway.token, gateway.shop = token, shop
+    try:
+        yield gateway
+    finally:
+        await runner.cleanup()
+        shop.close()

@@ -12,6 +12,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 from pydantic import SecretStr
 from websockets.asyncio.client import connect
@@ -101,6 +102,12 @@ async def test_an_event_needs_a_token_an_object_an_id_and_a_known_order(
                                              "order_id": "SC-999999999"})
         assert status == 404 and answer["code"] == "unknown_order"
         assert rows(gateway, "SELECT count(*) FROM order_events") == [(0,)]
+        async with aiohttp.ClientSession() as session, \
+                session.get(f"{gateway.http}/api/v1/openapi.json") as response:
+            described = (await response.json())["paths"]["/api/v1/order-events"]["post"]
+        schema = described["requestBody"]["content"]["application/json"]["schema"]
+        assert set(schema["properties"]) == {"event_id", "order_id", "type", "new_date",
+                                             "tracking_url", "rma", "note"}
 
 
 # -- where an update goes -------------------------------------------------------------
