@@ -9,6 +9,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -133,8 +134,29 @@ async def customer(gateway: Gateway, customer_id: str | None = None
         yield client
 
 
+def body_of(mail: EmailMessage, kind: str) -> str:
+    """The text of a mail's ``plain`` or ``html`` part."""
+    part = mail.get_body(preferencelist=(kind,))
+    assert part is not None, f"no {kind} part"
+    return str(part.get_content())
+
+
 def is_update(frame: dict[str, Any]) -> bool:
     return frame.get("type") == "message" and "order_update" in frame
+
+
+@asynccontextmanager
+async def resumed(gateway: Gateway, left: ChatClient
+                  ) -> AsyncIterator[tuple[ChatClient, dict[str, Any]]]:
+    """The shopper of ``left`` (a closed chat) back, resuming after what they saw, and
+    the order update replayed to them."""
+    async with connect(gateway.url) as ws:
+        back = ChatClient(ws)
+        back.last_seq = left.last_seq
+        await back.hello(conversation_id=left.conversation_id,
+                         resume_token=left.resume_token, last_seq=left.last_seq)
+        (update,) = [f for f in await back.recv_until(is_update) if is_update(f)]
+        yield back, update
 
 
 def fresh_order(shop: SQLiteShop, customer_id: str, status: str) -> Order:

@@ -15,18 +15,16 @@ from typing import Any
 import aiohttp
 import pytest
 from pydantic import SecretStr
-from websockets.asyncio.client import connect
 
 from bot.store.updates import order_verified_payload
 from handoff.analytics import build_report
 from handoff.exceptions import OrderEventError
 from handoff.order_events import event_key, parse_event
 from handoff.privacy import delete, export
-from tests.conftest import ChatClient
 from tests.handoff.test_webhooks import SECRET, Receiver
 from tests.mail.conftest import mail_settings
 from tests.mailbox import Mailbox
-from tests.orders.conftest import ANNA, BEN, OrderGateway, customer, is_update
+from tests.orders.conftest import ANNA, BEN, OrderGateway, body_of, customer, is_update, resumed
 
 
 def rows(gateway: OrderGateway, query: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -146,18 +144,13 @@ async def test_an_update_waits_in_the_log_and_comes_on_resume(order_gateway: Any
     async with order_gateway() as gateway:
         order = gateway.order(ANNA, "processing")
         async with customer(gateway, ANNA) as anna:
-            conversation_id, token, seen = anna.conversation_id, anna.resume_token, \
-                anna.last_seq
+            pass
         status, answer = await gateway.post({"event_id": "s1", "order_id": order.id,
                                              "type": "shipped",
                                              "tracking_url": "https://track.example/1"})
-        assert status == 201 and answer["conversation_id"] == conversation_id
-        async with connect(gateway.url) as ws:
-            back = ChatClient(ws)
-            back.last_seq = seen
-            await back.hello(conversation_id=conversation_id, resume_token=token,
-                             last_seq=seen)
-            (update,) = [f for f in await back.recv_until(is_update) if is_update(f)]
+        assert status == 201 and answer["conversation_id"] == anna.conversation_id
+        async with resumed(gateway, anna) as (_, update):
+            pass
         assert update["seq"] == answer["seq"] and "has shipped" in update["text"]
         assert "Track it: https://track.example/1" in update["text"]
 
@@ -246,8 +239,8 @@ async def test_with_no_conversation_the_update_is_mailed_when_the_shop_enables_i
         (mail,) = await mailbox.wait_for(1)
     assert mail["To"] == order.email and mail["Subject"] == f"Your order {order.id} is delayed"
     assert mail["Auto-Submitted"] == "auto-generated"
-    text = mail.get_body(preferencelist=("plain",)).get_content()
-    markup = mail.get_body(preferencelist=("html",)).get_content()
+    text = body_of(mail, "plain")
+    markup = body_of(mail, "html")
     assert "Wednesday 30 December" in text and "<script>x</script> & more" in text
     assert "&lt;script&gt;x&lt;/script&gt; &amp; more" in markup and "<script>" not in markup
 

@@ -19,7 +19,7 @@ from shopchat.stack import StackHandle, free_port
 from tests.conftest import ChatClient, is_bot_message
 from tests.mail.conftest import mail_settings
 from tests.mailbox import Mailbox
-from tests.orders.conftest import fresh_order, is_update, stack_gateway
+from tests.orders.conftest import body_of, fresh_order, is_update, resumed, stack_gateway
 
 pytestmark = pytest.mark.stack
 
@@ -59,19 +59,12 @@ async def test_an_update_reaches_the_chat_that_proved_the_order_and_the_bot_know
             button = update["buttons"][0]
             frames = await shopper.turn(button["title"], payload=button["payload"])
             assert "Expected delivery: Fri 8 Jan" in said(frames), said(frames)
-            conversation_id, token, seen = shopper.conversation_id, shopper.resume_token, \
-                shopper.last_seq
 
         status, answer = await gateway.post({
             "event_id": f"ship-{order.id}", "order_id": order.id, "type": "shipped",
             "tracking_url": "https://track.example/SC-test"})
-        assert status == 201 and answer["conversation_id"] == conversation_id
-        async with connect(gateway.url) as ws:
-            back = ChatClient(ws)
-            back.last_seq = seen
-            await back.hello(conversation_id=conversation_id, resume_token=token,
-                             last_seq=seen)
-            (update,) = [f for f in await back.recv_until(is_update) if is_update(f)]
+        assert status == 201 and answer["conversation_id"] == shopper.conversation_id
+        async with resumed(gateway, shopper) as (back, update):
             assert "has shipped" in update["text"] and update["seq"] == answer["seq"]
             frames = await back.turn(f"where is my order {order.id}?")
             answer_text = said(frames)
@@ -97,6 +90,6 @@ async def test_with_no_conversation_the_update_arrives_by_mail(
     assert mail["To"] == order.email
     assert mail["Subject"] == f"Your order {order.id} is out for delivery"
     assert f"Your order {order.id} is out for delivery today." in \
-        mail.get_body(preferencelist=("plain",)).get_content()
+        body_of(mail, "plain")
     assert changed is not None and changed.status == "out_for_delivery"
     assert changed.expected_delivery == datetime.now(UTC).date()
