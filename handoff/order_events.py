@@ -32,13 +32,21 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bot.settings import Settings
 from bot.store.base import ShopStore
@@ -95,19 +103,26 @@ class OrderEvent(BaseModel):
     note: str | None = Field(None, max_length=500,
                              description="The shop's words for the shopper, shown as text.")
 
+    @field_validator("order_id")
+    @classmethod
+    def _order_number(cls, value: str) -> str:
+        order_id = normalise_order_id(value)
+        if order_id is None:
+            raise ValueError("not an order number (like SC-100482)")
+        return order_id
+
+    @field_validator("rma")
+    @classmethod
+    def _return_number(cls, value: str | None) -> str | None:
+        rma = None if value is None else normalise_rma(value)
+        if value is not None and rma is None:
+            raise ValueError("not a return number (like RMA-5001)")
+        return rma
+
     @model_validator(mode="after")
     def _consistent(self) -> OrderEvent:
-        order_id = normalise_order_id(self.order_id)
-        if order_id is None:
-            raise ValueError("order_id is not an order number (like SC-100482)")
-        object.__setattr__(self, "order_id", order_id)
-        if self.rma is not None:
-            rma = normalise_rma(self.rma)
-            if rma is None:
-                raise ValueError("rma is not a return number (like RMA-5001)")
-            if self.type != EventType.REFUND_ISSUED:
-                raise ValueError("rma is only for refund_issued")
-            object.__setattr__(self, "rma", rma)
+        if self.rma is not None and self.type != EventType.REFUND_ISSUED:
+            raise ValueError("rma is only for refund_issued")
         if self.type == EventType.DELAYED and self.new_date is None:
             raise ValueError("a delayed event needs new_date, the new expected delivery date")
         return self
@@ -210,9 +225,9 @@ class OrderUpdates:
         if first is not None:
             return self._repeat(first, event)
         now = datetime.now(UTC)
+        update = event.update(now)
         try:
-            found = await asyncio.to_thread(self.shop().record_update, event.order_id,
-                                            event.update(now))
+            found = await asyncio.to_thread(self.shop().record_update, event.order_id, update)
         except StoreError as error:
             log.warning("order event %s: the shop store failed: %s", event.order_id, error)
             raise OrderEventError(503, "shop_unavailable", "The shop's order system could "
@@ -221,7 +236,6 @@ class OrderUpdates:
             raise OrderEventError(404, "unknown_order", f"No order {event.order_id} in the "
                                   "shop's records: check the number.")
         order, refunds = found
-        update = event.update(now)
         text = describe_update(order, update, refunds)
         since = time.time() - self.settings.order_updates_recent_days * 86400
         conversation_id = self.events.recent_conversation(order.id, order.customer_id, since)
@@ -230,7 +244,7 @@ class OrderUpdates:
             type=event.type.value, body=event.model_dump(mode="json", exclude={"event_id"}),
             customer_id=order.customer_id, channel="none", conversation_id=conversation_id)
         if conversation_id is not None:
-            stored = NewOrderEvent(**{**stored.__dict__, "channel": "conversation"})
+            stored = replace(stored, channel="conversation")
             frame = {"type": "message", "author": "bot", "text": text,
                      "buttons": update_buttons(order.id, update),
                      "order_update": {"order_id": order.id, "type": event.type.value}}
@@ -250,9 +264,8 @@ class OrderUpdates:
                                 "You get this email because you ordered from us; it is "
                                 "about this order only."],
                     now=now.timestamp(), automatic=True)
-                stored = NewOrderEvent(**{**stored.__dict__, "channel": "email",
-                                          "email": order.email,
-                                          "mail_message_id": composed.message_id})
+                stored = replace(stored, channel="email", email=order.email,
+                                 mail_message_id=composed.message_id)
                 extra.append(composed.row("order_update", None, None))
             if not self.events.record(stored, [*extra, *self._webhook(stored)]):
                 return self._raced(key, event)

@@ -76,10 +76,14 @@ class OrderEventStore:
                             since: float) -> str | None:
         """The most recently active conversation since ``since`` that is verifiably the
         customer's: the storefront signed its customer, or it proved this very order."""
+        # Two indexed lookups (by customer, by proved order), never a scan of every
+        # conversation: a shop may send an event for each order it ships.
         row = self.db.execute(
-            "SELECT id FROM conversations WHERE updated_at >= ? AND (customer_id = ? OR id IN "
-            "(SELECT conversation_id FROM conversation_orders WHERE order_id = ?)) "
-            "ORDER BY updated_at DESC LIMIT 1", [since, customer_id, order_id]).fetchone()
+            "SELECT id, updated_at FROM conversations WHERE customer_id = ? AND updated_at >= ? "
+            "UNION ALL SELECT c.id, c.updated_at FROM conversation_orders o JOIN conversations "
+            "c ON c.id = o.conversation_id WHERE o.order_id = ? AND c.updated_at >= ? "
+            "ORDER BY updated_at DESC LIMIT 1",
+            [customer_id, since, order_id, since]).fetchone()
         return None if row is None else str(row[0])
 
     @staticmethod
