@@ -249,7 +249,7 @@ class RasaBridge:
         except TimeoutError as error:  # before ClientError: aiohttp's timeouts are both
             raise RasaUnavailable(f"Rasa is not reachable: {error!r}") from error
         except aiohttp.ClientConnectionError as error:
-            raise _Unreachable(repr(error)) from error
+            raise _Unreachable(f"{type(error).__name__}: {error}") from error
         except (aiohttp.ClientError, ValueError) as error:
             raise RasaUnavailable(f"Rasa is not reachable: {error!r}") from error
 
@@ -284,17 +284,16 @@ class RasaBridge:
     async def health(self) -> dict[str, dict[str, Any]]:
         """Reachability of Rasa (with its loaded model) and of the action server.
 
-        With several replicas: what the background checks found last (a request that
-        could not reach one counts too), each replica under ``rasa.replicas``; ``ok``
-        while at least one replica (Rasa and its action server) is up.
+        With several replicas, each under ``rasa.replicas``: a replica that is up as
+        the background checks found it last (a busy one is not asked again), one that
+        is not is checked now (so it can be taken back); ``ok`` while at least one
+        replica (Rasa and its action server) is up.
         """
         if len(self.replicas) == 1:
             alone, its_actions = await self._check(self.replicas[0], PROBE_TIMEOUT)
             return {"rasa": alone, "action_server": its_actions}
-        if self._checker is None or any(r.healthy is None for r in self.replicas):
-            await asyncio.gather(*(self._check(replica, PROBE_TIMEOUT)
-                                   for replica in self.replicas if replica.healthy is None
-                                   or self._checker is None))
+        await asyncio.gather(*(self._check(replica, PROBE_TIMEOUT) for replica in self.replicas
+                               if not replica.healthy or self._checker is None))
         up = [replica for replica in self.replicas if replica.healthy]
         rasa: dict[str, Any] = {"ok": bool(up)}
         if up:

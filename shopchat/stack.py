@@ -2,7 +2,9 @@
 
 Each process's lines are prefixed with its name. The supervisor prints
 "ready" once the gateway's /healthz reports every dependency up; if any
-process dies, or on Ctrl-C, all three are stopped.
+process dies, or on Ctrl-C, all three are stopped. With ``rasa_replicas`` > 1 it
+starts that many Rasa servers, each with its own action server, sharing Postgres and
+Redis; one of them dying stops nothing while another replica is whole.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from shopchat.training import current_model
 
 __all__ = [
     "ProcessSpec",
+    "ReplicaManager",
     "StackHandle",
     "free_port",
     "free_ports",
@@ -176,6 +179,23 @@ def wait_until_healthy(url: str, timeout: float, stop: threading.Event | None = 
     return False
 
 
+class ReplicaManager(Manager):  # type: ignore[misc]
+    """honcho's supervisor for a stack with Rasa replicas: a replica (``rasa-N`` or
+    ``actions-N``) that exits does not stop the others while another replica is whole,
+    since the gateway carries on with those; the gateway exiting, or the last replica
+    breaking, stops everything as before."""
+
+    def _any_stopped(self) -> bool:
+        stopped = {name for name, process in self._processes.items()
+                   if process.get("returncode") is not None}
+        replicas = {name.split("-", 1)[1] for name in self._processes
+                    if name.startswith(("rasa-", "actions-"))}
+        whole = [n for n in replicas if f"rasa-{n}" not in stopped
+                 and f"actions-{n}" not in stopped]
+        others = stopped - {name for name in stopped if name.startswith(("rasa-", "actions-"))}
+        return bool(others) or not whole
+
+
 def _announce(manager: Manager, text: str) -> None:
     manager.events.put(Message("line", text + "\n", datetime.datetime.now(), "system", None))
 
@@ -193,7 +213,7 @@ def up(settings: Settings, ready_timeout: float = 300) -> int:
             "identity_secret": SecretStr(secrets.token_urlsafe(32)), "demo_identity": True,
         })
     shop_line = prepare_shop(settings)
-    manager = Manager()
+    manager = Manager() if settings.rasa_replicas == 1 else ReplicaManager()
     for spec in plan(settings, token, model):
         manager.add_process(spec.name, shlex.join(spec.argv), env=spec.env,
                             cwd=str(settings.project_dir))

@@ -97,28 +97,49 @@ async def test_turns_alternate_between_replicas_sharing_one_conversation(
         assert "person" in " ".join(bot_texts(frames)).lower()
 
 
-async def test_a_stopped_replica_is_left_out_and_taken_back_when_it_answers(
+async def test_a_replica_that_cannot_be_reached_is_left_out_and_costs_no_turn(
     gateway_on: Callable[..., Any], replicas: list[ScriptedRasa],
 ) -> None:
     two = replicas[1]
-    async with gateway_on(rasa_health_interval=0.1) as gateway, shopper(gateway) as client:
+    # No background check in the meantime: the turns' own requests find it gone.
+    async with gateway_on(rasa_health_interval=600) as gateway, shopper(gateway) as client:
         bridge = bridge_of(gateway)
+        await client.turn("hi")
         await two.stop()
-        for n in range(4):
+        before, sent_before = len(two.requests), bridge.replicas[1].requests
+        for n in range(3):
             frames = await client.turn(f"hello {n}")
             assert bot_texts(frames), frames
             assert not any(f["type"] == "error" for f in frames), frames
-        assert not bridge.replicas[1].healthy
+        # One request went to it (round-robin), found nothing and went on to the other;
+        # after that it was left out.
+        assert len(two.requests) == before
+        assert bridge.replicas[1].healthy is False
+        assert bridge.replicas[1].requests == sent_before + 1
+        assert sum(r.requests for r in bridge.replicas) == 4 + 1
+        assert "not reachable" in bridge.replicas[1].detail
         body = await health(gateway)
         assert body["ok"], body
         assert [r["ok"] for r in body["dependencies"]["rasa"]["replicas"]] == [True, False]
 
+
+async def test_a_replica_left_out_is_taken_back_once_its_health_check_passes(
+    gateway_on: Callable[..., Any], replicas: list[ScriptedRasa],
+) -> None:
+    two = replicas[1]
+    async with gateway_on(rasa_health_interval=0.05) as gateway, shopper(gateway) as client:
+        bridge = bridge_of(gateway)
+        await two.stop()
+        await until(lambda: bridge.replicas[1].healthy is False, "the stopped replica left out")
+        for n in range(2):
+            await client.turn(f"hello {n}")
+        assert webhooks(two) == 0
+
         await two.start()  # on the same port
         await until(lambda: bridge.replicas[1].healthy, "the restarted replica taken back")
-        before = webhooks(two)
         for n in range(2):
             await client.turn(f"hi again {n}")
-        assert webhooks(two) == before + 1
+        assert webhooks(two) == 1
 
 
 async def test_turns_still_fail_cleanly_when_every_replica_is_down(

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from bot.settings import Settings
 from shopchat.cli import cli
-from shopchat.stack import plan
+from shopchat.stack import ReplicaManager, plan
 
 SHARED = {"database_url": "postgres://shop:s%40cret@db.internal:5433/shopchat",
           "redis_url": "redis://:hush@cache.internal:6380/2"}
@@ -107,3 +107,22 @@ def test_up_with_replicas_but_no_shared_storage_says_what_to_set(
     result = CliRunner().invoke(cli, ["up", "--rasa-replicas", "2"])
     assert result.exit_code == 1
     assert "Bad configuration" in result.output and "SHOPCHAT_DATABASE_URL" in result.output
+
+
+@pytest.mark.parametrize(("stopped", "stops_all"), [
+    (set(), False),
+    ({"rasa-2"}, False),
+    ({"actions-1", "rasa-1"}, False),
+    ({"rasa-1", "actions-2"}, True),  # no replica is whole any more
+    ({"rasa-1", "rasa-2"}, True),
+    ({"gateway"}, True),
+])
+def test_with_replicas_the_supervisor_stops_all_only_when_no_replica_is_whole(
+    stopped: set[str], stops_all: bool,
+) -> None:
+    manager = ReplicaManager()
+    for name in ("rasa-1", "actions-1", "rasa-2", "actions-2", "gateway"):
+        manager.add_process(name, "true")
+    for name in stopped:
+        manager._processes[name]["returncode"] = -9
+    assert manager._any_stopped() is stops_all
