@@ -10,13 +10,17 @@ import json
 import sqlite3
 import time
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from bot.store.updates import order_verified_payload
+from bot.settings import Settings
+from bot.store.policy import ReturnWindow
+from bot.store.sqlite import SQLiteShop
+from bot.store.updates import OrderUpdate, order_verified_payload
 from handoff.analytics import build_report
 from handoff.exceptions import OrderEventError
 from handoff.order_events import event_key, parse_event
@@ -24,7 +28,17 @@ from handoff.privacy import delete, export
 from tests.handoff.test_webhooks import SECRET, Receiver
 from tests.mail.conftest import mail_settings
 from tests.mailbox import Mailbox
-from tests.orders.conftest import ANNA, BEN, OrderGateway, body_of, customer, is_update, resumed
+from tests.orders.conftest import (
+    ANNA,
+    BEN,
+    OrderGateway,
+    body_of,
+    customer,
+    is_update,
+    load_shop,
+    resumed,
+)
+from tests.store.fake_shop import TOKEN, running
 
 
 def rows(gateway: OrderGateway, query: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -292,3 +306,32 @@ async def test_privacy_export_and_erasure_cover_order_updates(
     assert counts["order_events"] == 2
     with sqlite3.connect(settings.gateway_db) as conn:
         assert conn.execute("SELECT count(*) FROM order_events").fetchone() == (0,)
+
+
+# -- a shop's own API as the store ------------------------------------------------------
+
+
+async def test_with_the_shops_api_the_update_says_what_the_api_holds(
+        order_gateway: Any, tmp_path: Path) -> None:
+    with running(load_shop(Settings(var_dir=tmp_path / "the-shop"))) as url:
+        async with order_gateway(shop_backend="http", shop_api_url=url,
+                                 shop_api_token=SecretStr(TOKEN)) as gateway:
+            order = gateway.order(ANNA, "processing")
+            # The shop's system changed the order (its API says so) and tells us.
+            api = SQLiteShop(tmp_path / "the-shop" / "shop.db", window=ReturnWindow(30, 60))
+            api.record_update(order.id, OrderUpdate("shipped", datetime.now(UTC),
+                                                    new_date=date(2027, 3, 3)))
+            async with customer(gateway, ANNA) as anna:
+                status, answer = await gateway.post({"event_id": "h1", "order_id": order.id,
+                                                     "type": "shipped"})
+                assert status == 201 and answer["conversation_id"] == anna.conversation_id
+                (update,) = [f for f in await anna.recv_until(is_update) if is_update(f)]
+            assert "Expected delivery: Wednesday 3 March" in update["text"]
+            # Nothing of ours was written: the gateway's own shop file is untouched.
+            assert gateway.shop is not None and gateway.shop.get_order(order.id) == order
+            api.close()
+    async with order_gateway(shop_backend="http", shop_api_url=url,
+                             shop_api_token=SecretStr(TOKEN)) as gateway:
+        status, answer = await gateway.post({"event_id": "h2", "order_id": order.id,
+                                             "type": "shipped"})
+    assert status == 503 and answer["code"] == "shop_unavailable"
