@@ -14,7 +14,9 @@ from tests.browser.conftest import open_page
 from tests.browser.test_widget import chat, open_widget, say
 from tests.browser.test_widget_on_shop_pages import badge
 from tests.orders.conftest import ANNA, OrderGateway
-from tests.orders.conftest import order_gateway as order_gateway  # the fixture
+from tests.orders.conftest import demo_shop_file as demo_shop_file  # fixtures
+from tests.orders.conftest import order_gateway as order_gateway
+from tests.orders.conftest import shop_in as shop_in
 
 
 async def signed_in(gateway: OrderGateway) -> str:

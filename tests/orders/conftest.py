@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import shutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -58,12 +59,29 @@ class VerifyingBot(ScriptedBot):
         return replies
 
 
-def load_shop(settings: Settings) -> SQLiteShop:
-    """The demo shop in ``settings``' var/ (what the action server would load)."""
-    shop = SQLiteShop(settings.shop_db, window=ReturnWindow(30, 60))
-    if shop.is_empty():
-        load_demo(shop, PROJECT_DIR / "data" / "shop", datetime.now(UTC))
-    return shop
+@pytest.fixture(scope="session")
+def demo_shop_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo shop loaded once per test process (loading takes most of a second); each
+    test gets a copy of the file."""
+    path = tmp_path_factory.mktemp("demo-shop") / "shop.db"
+    shop = SQLiteShop(path, window=ReturnWindow(30, 60))
+    load_demo(shop, PROJECT_DIR / "data" / "shop", datetime.now(UTC))
+    shop.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shop.close()
+    return path
+
+
+@pytest.fixture
+def shop_in(demo_shop_file: Path) -> Callable[[Settings], SQLiteShop]:
+    """``shop_in(settings)``: the demo shop in ``settings``' var/ (what the action server
+    would load there), open."""
+    def put(settings: Settings) -> SQLiteShop:
+        if not settings.shop_db.exists():
+            settings.shop_db.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(demo_shop_file, settings.shop_db)
+        return SQLiteShop(settings.shop_db, window=ReturnWindow(30, 60))
+
+    return put
 
 
 def make_token(settings: Settings) -> str:
@@ -100,7 +118,8 @@ class OrderGateway(Gateway):
 
 
 @pytest.fixture
-def order_gateway(tmp_path: Path) -> Callable[..., Any]:
+def order_gateway(tmp_path: Path, shop_in: Callable[[Settings], SQLiteShop]
+                  ) -> Callable[..., Any]:
     """``async with order_gateway(**overrides) as gateway``: a fast-tier gateway (the
     scripted assistant that also proves orders) with the demo shop and a token."""
 
@@ -108,7 +127,7 @@ def order_gateway(tmp_path: Path) -> Callable[..., Any]:
     async def start(**overrides: Any) -> AsyncIterator[OrderGateway]:
         settings = bare_settings(tmp_path, identity_secret=SecretStr(IDENTITY_SECRET),
                                  **overrides)
-        shop = load_shop(settings)
+        shop = shop_in(settings)
         token = make_token(settings)
         async with serving(settings, VerifyingBot(settings.shop_db)) as gateway:
             ordered = OrderGateway(gateway.settings, gateway.runner, gateway.bot)

@@ -35,7 +35,6 @@ from tests.orders.conftest import (
     body_of,
     customer,
     is_update,
-    load_shop,
     resumed,
 )
 from tests.store.fake_shop import TOKEN, running
@@ -312,8 +311,8 @@ async def test_privacy_export_and_erasure_cover_order_updates(
 
 
 async def test_with_the_shops_api_the_update_says_what_the_api_holds(
-        order_gateway: Any, tmp_path: Path) -> None:
-    with running(load_shop(Settings(var_dir=tmp_path / "the-shop"))) as url:
+        order_gateway: Any, shop_in: Any, tmp_path: Path) -> None:
+    with running(shop_in(Settings(var_dir=tmp_path / "the-shop"))) as url:
         async with order_gateway(shop_backend="http", shop_api_url=url,
                                  shop_api_token=SecretStr(TOKEN)) as gateway:
             order = gateway.order(ANNA, "processing")

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from bot.settings import Settings
 from handoff.db.conversations import ConversationStore
 from tests.conftest import run_shopchat
-from tests.orders.conftest import ANNA, load_shop
+from tests.orders.conftest import ANNA
 
 
 def test_an_event_from_the_shell_is_posted_once_in_the_customers_conversation(
-        tmp_path: Path) -> None:
+        tmp_path: Path, shop_in: Any) -> None:
     settings = Settings(var_dir=tmp_path)
-    shop = load_shop(settings)
+    shop = shop_in(settings)
     order = next(o for o in shop.orders_for_customer(ANNA, 100) if o.status == "processing")
     shop.close()
     store = ConversationStore(settings.gateway_db)
