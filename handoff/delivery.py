@@ -6,7 +6,8 @@ marked delivered only after the receiver accepted it, so nothing is lost when th
 receiver is down, and claimed before each try, so that the senders of several gateway
 processes on one database never try the same row at once (a sender that dies mid-try
 leaves it to be tried again after the lease); :meth:`RetryingSender.wake` after a
-commit sends new rows at once.
+commit sends new rows at once. An idle sender still looks every :data:`IDLE_LOOK`
+seconds, for rows another process queued (`shopchat orders event`, another gateway).
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ from typing import Any
 
 from handoff.db.outbox import DeliveryQueue
 
-__all__ = ["Permanent", "RetryingSender"]
+__all__ = ["IDLE_LOOK", "Permanent", "RetryingSender"]
+
+#: Seconds an idle sender sleeps at most before it looks at its queue again: nothing
+#: wakes it for rows other processes queued.
+IDLE_LOOK = 60.0
 
 
 class Permanent(str):
@@ -81,7 +86,8 @@ class RetryingSender(abc.ABC):
             if self._stopping:
                 return
             self._wake.clear()
-            timeout = None if next_due is None else max(0.05, next_due - time.time())
+            timeout = IDLE_LOOK if next_due is None else \
+                min(IDLE_LOOK, max(0.05, next_due - time.time()))
             # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancel
             # that comes as the wake does.
             with contextlib.suppress(TimeoutError):

@@ -326,8 +326,8 @@ async def post_offline(settings: Settings, body: dict[str, Any], key: str | None
     needed). The message is stored with its seq; a shopper connected to a running
     gateway gets it when their widget next connects (or the conversation's next event
     is sent). The mail and webhooks it queues are tried once from here; what fails is
-    retried by a gateway's senders at their next round (they sleep until their own next
-    row is due or they are woken: a mail or webhook of their own, or a restart)."""
+    retried by a running gateway's senders, which look at their queues at least every
+    minute (:data:`handoff.delivery.IDLE_LOOK`)."""
     event = parse_event(body)
     store = ConversationStore(settings.gateway_db)
     mailer = Mailer(store, settings)
