@@ -123,6 +123,8 @@ async def test_staff_label_with_the_keyboard_and_see_the_analytics(
 
         await page.click("#tab-analytics")
         await expect(page.locator("#figures .figure").first).to_contain_text("Conversations")
+        await expect(page.locator("#figures .figure").last).to_have_text(
+            "Order updates0 (0 in chats, 0 by mail)")
         await expect(page.locator("#intents tr").first).to_be_visible()
         await expect(page.locator("#agents tr")).to_have_count(1)
         await expect(page.locator("#agents tr td").first).to_have_text("Ola")

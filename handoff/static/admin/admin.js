@@ -339,7 +339,9 @@
       ["First response", seconds(t.first_response_seconds)],
       ["CSAT", t.csat.average == null ? "n/a" : t.csat.average + " (" + t.csat.responses + ")"],
       ["KB helpful", percent(t.kb.helpful_ratio)], ["Fallback rate", percent(t.fallback_rate)],
-      ["Offline tickets", t.offline_tickets]];
+      ["Offline tickets", t.offline_tickets],
+      ["Order updates", t.order_updates.total + " (" + t.order_updates.by_channel.conversation +
+        " in chats, " + t.order_updates.by_channel.email + " by mail)"]];
     $("figures").replaceChildren(...figures.map(([name, value]) => {
       const box = el("div", undefined, "figure");
       box.append(el("span", name), el("strong", String(value)));
