@@ -1,10 +1,11 @@
 """A gateway killed with SIGKILL, or restarted, loses nothing and replays nothing wrongly.
 
-The gateway runs as its own process (``python -m handoff``), talking over HTTP to the
-scripted stand-in for Rasa and the action server (tests/scripted_rasa.py) that the test
-serves on a loopback port, so this runs in the fast tier; both sides reconnect to the
-restarted process and resend what was not acknowledged, as docs/protocol.md tells clients
-to. What a dead process left half done (messages to an agent, a handoff not yet queued, a
+A gateway that is killed runs as its own process (``python -m handoff``), talking over
+HTTP to the scripted stand-in for Rasa and the action server (tests/scripted_rasa.py)
+that the test serves on a loopback port, so this runs in the fast tier; both sides
+reconnect to the restarted process and resend what was not acknowledged, as
+docs/protocol.md tells clients to. One that only starts on what a dead one left runs in
+this process. What a dead process left half done (messages to an agent, a handoff not yet queued, a
 backlog for the bot) is finished the way the shopper would expect.
 """
 
@@ -334,22 +335,24 @@ def told_nobody_is_online(frames: list[dict[str, Any]]) -> bool:
 
 
 async def test_a_handoff_cut_off_by_a_restart_waits_for_the_agent_to_reconnect(
-    gateway_process: GatewayProcess,
+    gateway_with: Callable[..., Any], gateway_settings: Settings,
 ) -> None:
-    settings = gateway_process.settings
-    http = f"http://127.0.0.1:{settings.port}"
-    cut = cut_off_handoff(settings, "mo@shop.example", "Mo")
-    await gateway_process.start()
-    shopper = await _resume(f"ws://127.0.0.1:{settings.port}/ws/chat", cut)
-    await asyncio.sleep(1)  # Mo's console notices the restart and reconnects
-    agent = await _agent(http, cut.agent_token)
-    assigned = await agent.expect(lambda f: f["type"] == "assigned", timeout=10)
-    assert assigned["conversation_id"] == cut.conversation_id
-    frames = await shopper.recv_until(lambda f: f["type"] == "mode" and f["mode"] == "agent")
-    assert not told_nobody_is_online(frames), frames
-    assert rows(settings.gateway_db, "SELECT state FROM handoffs") == [("assigned",)]
-    await shopper.ws.close()
-    await agent.ws.close()
+    # What the dead process left is on disk; the gateway starting on it (in this process:
+    # nothing here is killed) finishes it.
+    cut = cut_off_handoff(gateway_settings, "mo@shop.example", "Mo")
+    async with gateway_with() as gateway:
+        shopper = await _resume(gateway.url, cut)
+        await asyncio.sleep(1)  # Mo's console notices the restart and reconnects
+        agent = await _agent(gateway.http, cut.agent_token)
+        assigned = await agent.expect(lambda f: f["type"] == "assigned", timeout=10)
+        assert assigned["conversation_id"] == cut.conversation_id
+        frames = await shopper.recv_until(
+            lambda f: f["type"] == "mode" and f["mode"] == "agent")
+        assert not told_nobody_is_online(frames), frames
+        assert rows(gateway.settings.gateway_db, "SELECT state FROM handoffs") == [
+            ("assigned",)]
+        await shopper.ws.close()
+        await agent.ws.close()
 
 
 async def test_a_cut_off_handoff_is_unstaffed_once_the_reconnect_window_is_over(
