@@ -1,7 +1,8 @@
-"""Throwaway PostgreSQL 15 and Redis servers on free loopback ports, their data in
-temporary directories, stopped by PID: for the scale-out tests (tests/scaleout/conftest.py)
-and bench/rasa_replicas.py. A missing binary raises :class:`ServerMissing`, saying what to
-install; the tests turn it into a failure, never a skip.
+"""Throwaway PostgreSQL (15, or the newest installed) and Redis servers on free loopback
+ports, their data in temporary directories, stopped by PID: for the scale-out tests
+(tests/scaleout/conftest.py) and the benchmarks on them (bench/rasa_replicas.py,
+bench/tracker_store_postgres.py). A missing binary raises :class:`ServerMissing`, saying
+what to install; the tests turn it into a failure, never a skip.
 """
 
 from __future__ import annotations
@@ -24,8 +25,18 @@ from shopchat.stack import free_port
 
 __all__ = ["PG_BIN", "Postgres", "Redis", "ServerMissing", "running_postgres", "running_redis"]
 
-#: Debian's PostgreSQL 15 server binaries (package postgresql-15).
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+def _pg_bin() -> Path:
+    """Debian's PostgreSQL server binaries: version 15 (what this project is tested with)
+    if installed, else the newest there is (``postgresql`` installs the release's own)."""
+    installed = sorted((path.parent for path in Path("/usr/lib/postgresql").glob("*/bin/initdb")
+                        if path.parent.parent.name.isdigit()),
+                       key=lambda path: int(path.parent.name))
+    preferred = Path("/usr/lib/postgresql/15/bin")
+    return preferred if preferred in installed or not installed else installed[-1]
+
+
+PG_BIN = _pg_bin()
 INSTALL = "apt-get install -y --no-install-recommends postgresql redis-server"
 DATABASE = "shopchat"
 
@@ -79,7 +90,7 @@ def _as_postgres(argv: list[str]) -> list[str]:
 def running_postgres() -> Iterator[Postgres]:
     """A PostgreSQL 15 server with an empty database ``shopchat``, until the block ends."""
     if not (PG_BIN / "initdb").exists():
-        raise ServerMissing(f"PostgreSQL 15 is not installed ({PG_BIN}/initdb is missing): "
+        raise ServerMissing(f"PostgreSQL is not installed ({PG_BIN}/initdb is missing): "
                             f"{INSTALL}")
     # Not under pytest's tmp dirs: those are root's alone, and the server runs as postgres.
     root = Path(tempfile.mkdtemp(prefix="shopchat-pg-"))
