@@ -23,7 +23,7 @@ from handoff.db.tokens import TokenStore
 from tests.conftest import run_shopchat
 from tests.scaleout.servers import Postgres
 
-pytestmark = pytest.mark.scaleout
+pytestmark = [pytest.mark.scaleout, pytest.mark.slow]
 
 PASSWORD = "correct horse battery"
 

@@ -25,7 +25,7 @@ from tests.handoff.test_hub import Recorder
 from tests.scaleout.servers import Postgres, Redis
 from tests.scripted_bot import ScriptedBot
 
-pytestmark = pytest.mark.scaleout
+pytestmark = [pytest.mark.scaleout, pytest.mark.slow]
 
 
 @pytest.fixture
