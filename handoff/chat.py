@@ -23,6 +23,7 @@ from handoff.protocol import (
     Csat,
     Hello,
     IdentityIn,
+    LanguageIn,
     LeaveQueue,
     MessageIn,
     OfflineMessage,
@@ -127,6 +128,8 @@ class ChatSession:
                                                   frame.page.model_dump(exclude_none=True))
             elif isinstance(frame, IdentityIn):
                 await self._identify(conversation_id, frame.token)
+            elif isinstance(frame, LanguageIn):
+                await self.conversations.set_lang(conversation_id, frame.lang)
             elif isinstance(frame, TypingIn):
                 self.desk.shopper_typing(conversation_id, frame.on)
             elif isinstance(frame, OfflineMessage):
@@ -157,9 +160,11 @@ class ChatSession:
                 raise ResumeRejected()
             if page:
                 await store.set_page(conversation.id, page)
+            if hello.lang is not None and hello.lang != conversation.lang:
+                await store.set_lang(conversation.id, hello.lang)
             after = hello.last_seq
         else:
-            conversation, token = await store.create_conversation(page)
+            conversation, token = await store.create_conversation(page, hello.lang or "en")
             after = 0
             log.info("conversation=%s created", conversation.id)
         self.conversation_id = conversation.id

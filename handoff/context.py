@@ -52,6 +52,7 @@ def build_context(
     page: Mapping[str, Any] | None,
     handoff: Mapping[str, Any],
     customer_id: str | None = None,
+    lang: str = "en",
 ) -> dict[str, Any]:
     """The packet, as JSON-ready data. ``tracker`` may be ``None`` if Rasa was unreachable."""
     readings = _understood(tracker)
@@ -86,6 +87,8 @@ def build_context(
             "verified": bool(verified),
             "email": slots.get("email"),
         },
+        #: The language the shopper's widget speaks.
+        "lang": lang,
         "order_id": slots.get("order_id"),
         "page": {k: page[k] for k in ("url", "type", "title") if k in page},
         "sku": page.get("sku"),

@@ -247,6 +247,7 @@ class Desk:
             conversation.page,
             {"reason": handoff.reason, "trigger": handoff.trigger},
             customer_id=conversation.customer_id,
+            lang=conversation.lang,
         )
         priority = priority_for(conversation.page, handoff.trigger)
         staffed = bool(self.rota.online())

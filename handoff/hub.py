@@ -496,7 +496,7 @@ class Hub:
             return claim.retry_in + LEASE_SLACK
         metadata = {
             "page": conversation.page or {}, "conversation_id": conversation_id,
-            "seq": message.seq,
+            "seq": message.seq, "lang": conversation.lang,
         }
         customer = conversation.customer_id
         self.signal(conversation_id, typing_frame(True))

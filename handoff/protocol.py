@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 from handoff.exceptions import ProtocolError
 
 __all__ = [
+    "LANGUAGES",
     "MAX_FRAME_BYTES",
     "MAX_ID",
     "MAX_JSON_DEPTH",
@@ -25,6 +26,8 @@ __all__ = [
     "Csat",
     "Hello",
     "IdentityIn",
+    "Language",
+    "LanguageIn",
     "LeaveQueue",
     "MessageIn",
     "OfflineMessage",
@@ -58,6 +61,9 @@ MAX_JSON_DEPTH = 16
 MAX_ID = 2**63 - 1
 
 ClientId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+#: The languages the widget and the gateway's own messages speak (widget/i18n/).
+LANGUAGES = ("en", "de", "fr", "es")
+Language = Literal["en", "de", "fr", "es"]
 ConversationId = Annotated[str, StringConstraints(pattern=r"^[a-f0-9]{32}$")]
 #: A stored row's id (a handoff, a ticket).
 RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -106,6 +112,8 @@ class Hello(_Frame):
     page: Page | None = None
     #: A customer id signed by the shop's backend (see bot.identity); ignored unless genuine.
     identity: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    #: The language the widget speaks (the shopper's choice, the page's or the browser's).
+    lang: Language | None = None
 
 
 class MessageIn(_Frame):
@@ -166,6 +174,13 @@ class PageUpdate(_Frame):
     page: Page
 
 
+class LanguageIn(_Frame):
+    """The shopper chose another language in the widget."""
+
+    type: Literal["language"]
+    lang: Language
+
+
 class LeaveQueue(_Frame):
     """The shopper stops waiting for a person and goes back to the bot."""
 
@@ -180,13 +195,13 @@ class Button(_Frame):
 
 ShopperFrame = (
     Hello | MessageIn | Ping | TypingIn | OfflineMessage | Csat | LeaveQueue | PageUpdate
-    | IdentityIn
+    | IdentityIn | LanguageIn
 )
 ClientFrame = Annotated[ShopperFrame, Field(discriminator="type")]
 _client_frame: TypeAdapter[ShopperFrame] = TypeAdapter(ClientFrame)
 _KNOWN_TYPES = (
     "hello", "message", "ping", "typing", "offline_message", "csat", "leave_queue", "page",
-    "identity",
+    "identity", "language",
 )
 
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from bot.identity import sign_identity
 from bot.settings import Settings
+from handoff.protocol import LANGUAGES
 
 __all__ = ["MinifiedScript", "add_app_page", "add_static_routes"]
 
@@ -102,6 +103,20 @@ def add_static_routes(app: web.Application, settings: Settings) -> None:
 
     add_app_page(app, "console", Path(__file__).parent / "static" / "console")
     app.router.add_get("/widget.js", widget)
+
+    async def widget_strings(request: web.Request) -> web.Response:
+        """One language's widget strings (English is built into widget.js). Public text,
+        fetched by the widget from the shop's pages: any origin may read it."""
+        lang = request.match_info["lang"]
+        if lang not in LANGUAGES or lang == "en":
+            raise web.HTTPNotFound(text=f"No widget strings for {lang!r}; the widget speaks "
+                                        f"{', '.join(LANGUAGES)}.")
+        return web.Response(
+            body=(widget_dir / "i18n" / f"{lang}.json").read_bytes(),
+            content_type="application/json",
+            headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=3600"})
+
+    app.router.add_get("/widget/i18n/{lang}.json", widget_strings)
     async def demo_identity(request: web.Request) -> web.Response:
         """The demo shop's "backend": signs its signed-in customer (Anna, cus_0001).
 

@@ -5,7 +5,11 @@
  *           data-page-type="product" data-sku="TENT-2P"></script>
  * Optional data- attributes: shopchat-url (gateway, default: where the script came
  * from), page-type, sku, cart (JSON), identity (a token signed by the shop's backend),
- * color, position (right|left), greeting.
+ * color, position (right|left), greeting, lang and default-lang (en, de, fr, es).
+ * Language: the shopper's own choice (the menu in the chat's header), else data-lang or
+ * config lang, else the page's <html lang>, else the browser's languages, else
+ * data-default-lang or config defaultLang, else English. English is built in; another
+ * language's strings come from the gateway (/widget/i18n/<lang>.json) when chosen.
  * Or, before the script, the queue API (calls made before it loads are kept):
  *   window.shopchat = window.shopchat || function () { (shopchat.q = shopchat.q || []).push(arguments); };
  *   shopchat("config", { color: "#1f5f4a", position: "left", greeting: "Hi!",
@@ -72,7 +76,20 @@
     transcriptTitle: "Want a copy of this conversation by email?",
     transcriptButton: "Email me a copy",
     transcriptFailed: "We couldn't send it just now. Please try again later.",
+    language: "Language",
   };
+
+  /* The languages the chat speaks, each named in itself (the language menu). */
+  const LANGUAGES = { en: "English", de: "Deutsch", fr: "Français", es: "Español" };
+
+  /* The first supported language among the candidates ("de-AT" counts as "de"). */
+  function pickLanguage(...candidates) {
+    for (const candidate of candidates) {
+      const primary = String(candidate || "").toLowerCase().split(/[-_]/)[0];
+      if (Object.hasOwn(LANGUAGES, primary)) return primary;
+    }
+    return null;
+  }
 
   const css = `
     /* !important on the host: a shop's global rules (even "* { all: unset !important }")
@@ -109,6 +126,10 @@
     :host([open]) .bubble { display: none; }
     .head { background: var(--accent); color: #fff; padding: 12px 16px; display: flex;
              justify-content: space-between; align-items: center; font-weight: 600; }
+    .head select { margin-left: auto; margin-right: 4px; font: inherit; font-size: 13px;
+                   color: #fff; background: transparent; border: 1px solid rgba(255,255,255,.7);
+                   border-radius: 6px; padding: 2px 4px; }
+    .head select option { color: #1b1b1b; background: #fff; }
     .head button { background: none; border: 0; color: #fff; font-size: 22px; line-height: 1;
                     padding: 2px 8px; }
     .sub { display: block; font-size: 13px; font-weight: 400; }
@@ -231,7 +252,11 @@
     constructor() {
       super();
       this.strings = { ...STRINGS };
+      // The shop's own wording (config strings), kept over every language's catalog.
+      this.shopStrings = {};
       this.options = { proactive: [] };
+      // Not this.lang: on an element that is the lang attribute, which a constructor may not set.
+      this.language = "en";
       this.page = { url: location.href, title: document.title.slice(0, 200) };
       if (data.pageType) this.page.type = data.pageType;
       if (data.sku) this.page.sku = data.sku;
@@ -248,6 +273,7 @@
           <button class="dismiss" type="button">×</button></div>
         <div class="panel" role="dialog" aria-modal="false">
           <div class="head"><div><span class="title"></span><span class="sub"></span></div>
+            <select class="lang"></select>
             <button class="close" type="button">×</button></div>
           <div class="status" role="status"></div>
           <div class="log" role="log" aria-live="polite" aria-relevant="additions"></div>
@@ -285,12 +311,22 @@
         this.toggle(true, true);
       });
       $(".dismiss").addEventListener("click", () => this.hideBubble());
+      this.langMenu = $("select.lang");
+      for (const [code, name] of Object.entries(LANGUAGES)) {
+        this.langMenu.append(Object.assign(document.createElement("option"),
+                                           { value: code, textContent: name, lang: code }));
+      }
+      this.langMenu.addEventListener("change", () => this.setLanguage(this.langMenu.value, true));
       this.applyOptions({ color: data.color, position: data.position, greeting: data.greeting });
-      this.setWho(this.strings.byBot);
+      this.setWho("byBot");
 
       this.local = storage("localStorage");
       this.session = storage("sessionStorage");
       this.state = parseJson(this.local.getItem(STORE)) || {};
+      this.setLanguage(this.state.lang || pickLanguage(
+        this.options.lang, data.lang, document.documentElement.lang,
+        ...(navigator.languages || [navigator.language]),
+        this.options.defaultLang, data.defaultLang) || "en", false);
       this.outbox = this.state.outbox || [];
       this.unread = 0;
       // Highest seq shown in this page: a fresh page replays the whole transcript.
@@ -334,14 +370,50 @@
         this.setAttribute("position", options.position);
       }
       if (options.greeting) this.options.greeting = String(options.greeting);
-      if (options.strings) Object.assign(this.strings, options.strings);
+      if (options.strings) {
+        Object.assign(this.shopStrings, options.strings);
+        Object.assign(this.strings, options.strings);
+      }
+      if (options.defaultLang) this.options.defaultLang = options.defaultLang;
+      if (options.lang) {
+        this.options.lang = options.lang;
+        // The shop named the language: it wins over the page's, not over the shopper's own.
+        if (this.state && !this.state.lang && pickLanguage(options.lang)) {
+          this.setLanguage(pickLanguage(options.lang), false);
+        }
+      }
       if (Array.isArray(options.proactive)) this.options.proactive = options.proactive;
       if (this.shadowRoot) this.renderStrings();
+    }
+
+    /* Speak ``lang`` from now on: its strings (fetched from the gateway once), the
+       panel's lang attribute, and the conversation's language at the gateway (which
+       the bot and the agents go by). ``byUser``: the shopper chose it in the menu,
+       and it stays their choice on every page. */
+    async setLanguage(lang, byUser) {
+      if (!Object.hasOwn(LANGUAGES, lang)) return;
+      this.language = lang;
+      this.langMenu.value = lang;
+      if (byUser) { this.state.lang = lang; this.save(); }
+      let catalog = {};
+      if (lang !== "en") {
+        try {
+          const response = await fetch(`${base}/widget/i18n/${lang}.json`);
+          if (response.ok) catalog = await response.json();
+        } catch (_) { /* unreachable: English until the next page */ }
+      }
+      if (this.language !== lang) return;  // another choice came while this one loaded
+      this.strings = { ...STRINGS, ...catalog, ...this.shopStrings };
+      this.panel.setAttribute("lang", lang);
+      this.renderStrings();
+      this.setWho(...(this.whoSaid || ["byBot"]));
+      if (this.joined) this.ws.send(JSON.stringify({ type: "language", lang }));
     }
 
     renderStrings() {
       const root = this.shadowRoot;
       const s = this.strings;
+      root.querySelector("select.lang").setAttribute("aria-label", s.language);
       root.querySelector(".title").textContent = s.title;
       root.querySelector(".panel").setAttribute("aria-label", s.title);
       root.querySelector(".close").setAttribute("aria-label", s.close);
@@ -440,7 +512,7 @@
       const ws = new WebSocket(base.replace(/^http/, "ws") + "/ws/chat");
       this.ws = ws;
       ws.onopen = () => {
-        const hello = { type: "hello", page: this.page };
+        const hello = { type: "hello", page: this.page, lang: this.language };
         if (this.identity) hello.identity = this.identity;
         // The page may pass a new identity or page before the welcome: sent on welcome.
         this.announced = { page: this.page, identity: this.identity };
@@ -511,7 +583,7 @@
           (minutes ? fill(this.strings.waitMinutes, { minutes }) : "") + ".";
         this.setStatus(text, this.strings.leaveQueue,
           () => this.send(null, null, { type: "leave_queue" }));
-        this.setWho(minutes ? fill(this.strings.byPersonIn, { minutes }) : this.strings.byPerson);
+        this.setWho(minutes ? "byPersonIn" : "byPerson", { minutes });
       } else if (typeof frame.seq === "number") {
         if (frame.seq <= this.rendered) return;
         this.rendered = frame.seq;
@@ -534,12 +606,11 @@
       } else if (frame.type === "mode") {
         this.agentName = frame.mode === "agent" && frame.agent ? frame.agent.name : null;
         if (frame.mode !== "queued") this.setStatus("");
-        const s = this.strings;
-        this.setWho(this.agentName ? fill(s.byAgent, { name: this.agentName })
-          : frame.mode === "queued" ? s.byPerson : s.byBot);
+        this.setWho(this.agentName ? "byAgent" : frame.mode === "queued" ? "byPerson" : "byBot",
+                    { name: this.agentName });
       } else if (frame.type === "offline_form") {
         this.offlineForm(frame.handoff_id);
-        this.setWho(this.strings.byEmail);
+        this.setWho("byEmail");
       }
       else if (frame.type === "offline_received") {
         this.closeCard("offline:" + frame.handoff_id);
@@ -734,8 +805,11 @@
       if (on) this.typingTimer = setTimeout(() => this.sendTyping(false), 5000);
     }
 
-    // The header's second line: who answers now, and how soon.
-    setWho(text) {
+    // The header's second line: who answers now, and how soon (a string's key, kept to
+    // say it again in another language).
+    setWho(key, values = {}) {
+      this.whoSaid = [key, values];
+      const text = fill(this.strings[key], values);
       this.keepEnd(() => { this.shadowRoot.querySelector(".sub").textContent = text; });
     }
 

@@ -88,6 +88,8 @@ class Conversation:
     last_seq: int
     #: The shop customer the storefront vouched for (a verified signed identity), if any.
     customer_id: str | None = None
+    #: The language the shopper's widget speaks (handoff.protocol.LANGUAGES).
+    lang: str = "en"
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
     """A conversation row as the integration API and the workbench show it."""
     return {"id": row["id"], "mode": row["mode"], "customer_id": row["customer_id"],
             "page": json.loads(row["page"]) if row["page"] else None,
-            "last_seq": row["last_seq"], "created_at": row["created_at"],
+            "last_seq": row["last_seq"], "lang": row["lang"], "created_at": row["created_at"],
             "updated_at": row["updated_at"]}
 
 
@@ -235,7 +237,8 @@ class ConversationStore:
 
     # -- conversations --------------------------------------------------
 
-    def create_conversation(self, page: dict[str, Any] | None) -> tuple[Conversation, str]:
+    def create_conversation(self, page: dict[str, Any] | None,
+                            lang: str = "en") -> tuple[Conversation, str]:
         """A new conversation and its resume token (returned once, stored only hashed)."""
         conversation_id = uuid.uuid4().hex
         token = secrets.token_urlsafe(24)
@@ -249,9 +252,10 @@ class ConversationStore:
                 "last_seq": 0,
                 "created_at": now,
                 "updated_at": now,
+                "lang": lang,
             }
         )
-        return Conversation(conversation_id, "bot", page, 0), token
+        return Conversation(conversation_id, "bot", page, 0, lang=lang), token
 
     def authenticate(self, conversation_id: str, token: str) -> Conversation | None:
         """The conversation if ``token`` is its resume token, else ``None``."""
@@ -291,6 +295,11 @@ class ConversationStore:
             [json.dumps(page), time.time(), conversation_id],
         )
 
+    def set_lang(self, conversation_id: str, lang: str) -> None:
+        """The shopper's widget speaks ``lang`` now (one of handoff.protocol.LANGUAGES)."""
+        self.db.execute("UPDATE conversations SET lang = ?, updated_at = ? WHERE id = ?",
+                        [lang, time.time(), conversation_id])
+
     def set_customer(self, conversation_id: str, customer_id: str) -> None:
         """Record the verified customer; only ever called after the signature checked out."""
         self.db.execute(
@@ -305,7 +314,8 @@ class ConversationStore:
     @staticmethod
     def _conversation(row: dict[str, Any]) -> Conversation:
         page = json.loads(row["page"]) if row["page"] else None
-        return Conversation(row["id"], row["mode"], page, row["last_seq"], row["customer_id"])
+        return Conversation(row["id"], row["mode"], page, row["last_seq"], row["customer_id"],
+                            row["lang"])
 
     # -- events ---------------------------------------------------------
 
@@ -592,7 +602,7 @@ class Conversations(Protocol):
     so that a networked database can stand behind it (a gateway process among several
     would use one). :class:`SqliteConversations` is today's."""
 
-    async def create_conversation(self, page: dict[str, Any] | None
+    async def create_conversation(self, page: dict[str, Any] | None, lang: str = "en"
                                   ) -> tuple[Conversation, str]: ...
 
     async def authenticate(self, conversation_id: str, token: str) -> Conversation | None: ...
@@ -602,6 +612,8 @@ class Conversations(Protocol):
     async def set_page(self, conversation_id: str, page: dict[str, Any]) -> None: ...
 
     async def set_customer(self, conversation_id: str, customer_id: str) -> None: ...
+
+    async def set_lang(self, conversation_id: str, lang: str) -> None: ...
 
     async def append_shopper_message(self, conversation_id: str, client_id: str,
                                      frame: dict[str, Any]) -> tuple[StoredEvent, bool]: ...
@@ -638,9 +650,9 @@ class SqliteConversations:
     def __init__(self, store: ConversationStore) -> None:
         self.store = store
 
-    async def create_conversation(self, page: dict[str, Any] | None
+    async def create_conversation(self, page: dict[str, Any] | None, lang: str = "en"
                                   ) -> tuple[Conversation, str]:
-        return self.store.create_conversation(page)
+        return self.store.create_conversation(page, lang)
 
     async def authenticate(self, conversation_id: str, token: str) -> Conversation | None:
         return self.store.authenticate(conversation_id, token)
@@ -653,6 +665,9 @@ class SqliteConversations:
 
     async def set_customer(self, conversation_id: str, customer_id: str) -> None:
         self.store.set_customer(conversation_id, customer_id)
+
+    async def set_lang(self, conversation_id: str, lang: str) -> None:
+        self.store.set_lang(conversation_id, lang)
 
     async def append_shopper_message(self, conversation_id: str, client_id: str,
                                      frame: dict[str, Any]) -> tuple[StoredEvent, bool]:

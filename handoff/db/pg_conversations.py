@@ -54,7 +54,8 @@ EVENTS_CHANNEL = "shopchat_events"
 
 def _conversation(row: asyncpg.Record) -> Conversation:
     page = json.loads(row["page"]) if row["page"] else None
-    return Conversation(row["id"], row["mode"], page, int(row["last_seq"]), row["customer_id"])
+    return Conversation(row["id"], row["mode"], page, int(row["last_seq"]), row["customer_id"],
+                        row["lang"])
 
 
 class PostgresConversations:
@@ -81,16 +82,17 @@ class PostgresConversations:
 
     # -- conversations --------------------------------------------------
 
-    async def create_conversation(self, page: dict[str, Any] | None
+    async def create_conversation(self, page: dict[str, Any] | None, lang: str = "en"
                                   ) -> tuple[Conversation, str]:
         conversation_id = uuid.uuid4().hex
         token = secrets.token_urlsafe(24)
         now = time.time()
         await self.pool.execute(
             "INSERT INTO conversations (id, token_hash, mode, page, last_seq, created_at, "
-            "updated_at) VALUES ($1, $2, $3, $4, 0, $5, $5)",
-            conversation_id, hash_token(token), BOT, json.dumps(page) if page else None, now)
-        return Conversation(conversation_id, BOT, page, 0), token
+            "updated_at, lang) VALUES ($1, $2, $3, $4, 0, $5, $5, $6)",
+            conversation_id, hash_token(token), BOT, json.dumps(page) if page else None, now,
+            lang)
+        return Conversation(conversation_id, BOT, page, 0, lang=lang), token
 
     async def authenticate(self, conversation_id: str, token: str) -> Conversation | None:
         if not is_token(token):
@@ -109,6 +111,10 @@ class PostgresConversations:
     async def set_page(self, conversation_id: str, page: dict[str, Any]) -> None:
         await self.pool.execute("UPDATE conversations SET page = $1, updated_at = $2 WHERE id = $3",
                                 json.dumps(page), time.time(), conversation_id)
+
+    async def set_lang(self, conversation_id: str, lang: str) -> None:
+        await self.pool.execute("UPDATE conversations SET lang = $1, updated_at = $2 WHERE id = $3",
+                                lang, time.time(), conversation_id)
 
     async def set_customer(self, conversation_id: str, customer_id: str) -> None:
         await self.pool.execute(

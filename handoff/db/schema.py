@@ -237,6 +237,8 @@ CREATE INDEX IF NOT EXISTS conversations_by_customer
     Migration(9, "bot turns leased to one gateway process: client_messages.turn_owner and "
                  "turn_until", columns=(("client_messages", "turn_owner", "TEXT"),
                                         ("client_messages", "turn_until", "REAL"))),
+    Migration(10, "the language each conversation is in: conversations.lang",
+              columns=(("conversations", "lang", "TEXT NOT NULL DEFAULT 'en'"),)),
 )
 
 _VERSIONS = """

@@ -71,7 +71,8 @@ async def shop_gateway(gateway_settings: Settings, shop: Shop) -> AsyncIterator[
 
 
 def shop_page(shop: Shop, gateway: Gateway, *, body: str = "", style: str = "",
-              commands: tuple[tuple[str, object], ...] = (), csp: str | None = None) -> str:
+              commands: tuple[tuple[str, object], ...] = (), csp: str | None = None,
+              lang: str = "en") -> str:
     """A page of the shop embedding the widget with one tag, after queueing ``commands``
     with the README's snippet; returns its URL."""
     queue = ""
@@ -80,7 +81,7 @@ def shop_page(shop: Shop, gateway: Gateway, *, body: str = "", style: str = "",
                  "(shopchat.q = shopchat.q || []).push(arguments); };"
                  + "".join(f"shopchat({json.dumps(name)}, {json.dumps(arg)});"
                            for name, arg in commands) + "</script>")
-    html = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+    html = (f"<!doctype html><html lang='{lang}'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<title>A shop</title>{style and f'<style>{style}</style>'}{queue}</head>"
             f"<body>{body}"

@@ -425,3 +425,46 @@ async def test_only_a_genuinely_signed_identity_is_recorded_and_told_to_the_bot_
         said = told(client.conversation_id)
         assert set(said[:-2]) == {"slot cus_0001"}
         assert said[-2:] == ["user hi", "user are you a bot?"]
+
+
+def recorded_lang(gateway: Gateway, conversation_id: str | None) -> str | None:
+    assert conversation_id is not None
+    store = ConversationStore(gateway.settings.gateway_db)
+    try:
+        found = store.get(conversation_id)
+        return None if found is None else found.lang
+    finally:
+        store.close()
+
+
+async def test_the_conversation_keeps_the_widgets_language_and_tells_rasa(
+    chat: Any, gateway: Gateway, scripted_rasa: ScriptedRasa,
+) -> None:
+    """hello's lang is the conversation's; a language frame or a resume changes it; each
+    message reaches Rasa with the language it was written in; an unknown language is a
+    bad frame that changes nothing."""
+
+    def langs_told(conversation_id: str | None) -> list[str]:
+        assert conversation_id is not None
+        return [e["metadata"]["lang"] for e in scripted_rasa.bot.trackers[conversation_id]
+                if e["event"] == "user"]
+
+    async with chat() as client:
+        await client.hello(lang="de")
+        assert recorded_lang(gateway, client.conversation_id) == "de"
+        await client.turn("hi")
+        await client.send({"type": "language", "lang": "fr"})
+        await client.turn("thanks")
+        assert recorded_lang(gateway, client.conversation_id) == "fr"
+        assert langs_told(client.conversation_id) == ["de", "fr"]
+        await client.send({"type": "language", "lang": "xx"})
+        error = (await client.recv_until(lambda f: f["type"] == "error"))[-1]
+        assert error["code"] == "bad_frame"
+        assert recorded_lang(gateway, client.conversation_id) == "fr"
+        conversation_id, token = client.conversation_id, client.resume_token
+    async with chat() as client:
+        await client.hello(conversation_id=conversation_id, resume_token=token, lang="es")
+        assert recorded_lang(gateway, conversation_id) == "es"
+    async with chat() as client:
+        await client.hello()  # a widget that says nothing: English
+        assert recorded_lang(gateway, client.conversation_id) == "en"

@@ -3,6 +3,8 @@
  * textContent / createElement, never as HTML. */
 (() => {
   "use strict";
+  // The languages the widget speaks, as an agent reads them in the context.
+  const LANGUAGE_NAMES = { en: "English", de: "German", fr: "French", es: "Spanish" };
   const $ = (id) => document.getElementById(id);
   const TOKEN = "shopchat-agent-token";
 
@@ -491,6 +493,7 @@
       add("Email", ctx.shopper.email);
     }
     add("Order", ctx.order_id);
+    add("Language", ctx.lang && LANGUAGE_NAMES[ctx.lang] ? `${LANGUAGE_NAMES[ctx.lang]} (${ctx.lang})` : ctx.lang);
     if (ctx.page) {
       add("Page", ctx.page.url ? safeLink(ctx.page.url) : null);
       add("Page type", ctx.page.type);
