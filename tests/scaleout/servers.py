@@ -78,6 +78,15 @@ class Postgres:
         assert result.returncode == 0, f"psql failed: {result.stderr}"
         return result.stdout.strip()
 
+    def schemas_with_rasa_events(self) -> list[str]:
+        """The schemas holding a table shaped as Rasa's tracker events (its ``type_name``
+        and ``intent_name`` columns; the gateway's own ``events`` table has neither)."""
+        rows = self.psql("SELECT table_schema FROM information_schema.columns "
+                         "WHERE table_name = 'events' AND column_name IN "
+                         "('type_name', 'intent_name') GROUP BY table_schema "
+                         "HAVING count(*) = 2 ORDER BY table_schema")
+        return rows.splitlines()
+
 
 def _as_postgres(argv: list[str]) -> list[str]:
     """``argv`` run as the postgres user when we are root (initdb and the server refuse root)."""
