@@ -26,6 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 import handoff.db.agents as agents_module
 from bot.settings import Settings
 from handoff.app import start as start_gateway
+from handoff.db.conversations import Conversation, ConversationStore
 from shopchat.stack import StackHandle, free_port, spawn
 from shopchat.training import train
 
@@ -118,6 +119,17 @@ class Gateway:
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+
+    def stored(self, conversation_id: str | None) -> Conversation:
+        """The conversation as the gateway stored it (read from its database file)."""
+        assert conversation_id is not None
+        store = ConversationStore(self.settings.gateway_db)
+        try:
+            found = store.get(conversation_id)
+        finally:
+            store.close()
+        assert found is not None, f"no conversation {conversation_id}"
+        return found
 
 
 @asynccontextmanager
@@ -319,7 +331,6 @@ async def agent_login(http: str, email: str, password: str) -> str:
 def add_agent(settings: Settings, email: str, name: str, capacity: int = 3,
               role: str = "agent") -> None:
     from handoff.db.agents import AgentStore
-    from handoff.db.conversations import ConversationStore
 
     store = ConversationStore(settings.gateway_db)
     try:

@@ -11,7 +11,6 @@ import json
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from handoff.db.conversations import ConversationStore
 from tests.browser.conftest import open_page
 from tests.browser.test_console import sign_in
 from tests.browser.test_widget import chat, open_widget, say
@@ -38,15 +37,6 @@ async def conversation_id(page: Page) -> str:
     return str(json.loads(await handle.json_value())["conversation_id"])
 
 
-def stored_lang(gateway: Gateway, conversation: str) -> str | None:
-    store = ConversationStore(gateway.settings.gateway_db)
-    try:
-        found = store.get(conversation)
-        return None if found is None else found.lang
-    finally:
-        store.close()
-
-
 async def test_the_widget_speaks_the_pages_language_and_then_the_shoppers_choice(
     browser: Browser, shop: Shop, shop_gateway: Gateway  # noqa: F811
 ) -> None:
@@ -66,17 +56,17 @@ async def test_the_widget_speaks_the_pages_language_and_then_the_shoppers_choice
         await say(page, "are you a bot?")
         await expect(widget.locator(".msg.bot").last).to_contain_text(BOT)
         conversation = await conversation_id(page)
-        assert stored_lang(shop_gateway, conversation) == "de"
+        assert shop_gateway.stored(conversation).lang == "de"
 
         await widget.locator("select.lang").select_option("fr")
         await expect(widget.locator(".title")).to_have_text("Discutez avec nous")
         await expect(widget.locator("form.compose button")).to_have_text("Envoyer")
         await expect(widget.locator(".panel")).to_have_attribute("lang", "fr")
         for _ in range(50):
-            if stored_lang(shop_gateway, conversation) == "fr":
+            if shop_gateway.stored(conversation).lang == "fr":
                 break
             await page.wait_for_timeout(100)
-        assert stored_lang(shop_gateway, conversation) == "fr"
+        assert shop_gateway.stored(conversation).lang == "fr"
 
         # The shopper's choice wins over the page's language on the next page too.
         await page.reload()

@@ -16,7 +16,6 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from bot.settings import Settings
-from handoff.db.conversations import ConversationStore
 from tests.conftest import IDENTITY_SECRET, ChatClient, Gateway, bot_texts, is_bot_message
 from tests.scripted_rasa import ScriptedRasa
 
@@ -379,13 +378,7 @@ async def bad_identities_are_ignored(client: ChatClient, gateway: Gateway) -> No
 
 def recorded_customer(gateway: Gateway, conversation_id: str | None) -> str | None:
     """The verified customer the gateway stored on the conversation, if any."""
-    assert conversation_id is not None
-    store = ConversationStore(gateway.settings.gateway_db)
-    try:
-        found = store.get(conversation_id)
-        return None if found is None else found.customer_id
-    finally:
-        store.close()
+    return gateway.stored(conversation_id).customer_id
 
 
 async def test_only_a_genuinely_signed_identity_is_recorded_and_told_to_the_bot_once(
@@ -427,16 +420,6 @@ async def test_only_a_genuinely_signed_identity_is_recorded_and_told_to_the_bot_
         assert said[-2:] == ["user hi", "user are you a bot?"]
 
 
-def recorded_lang(gateway: Gateway, conversation_id: str | None) -> str | None:
-    assert conversation_id is not None
-    store = ConversationStore(gateway.settings.gateway_db)
-    try:
-        found = store.get(conversation_id)
-        return None if found is None else found.lang
-    finally:
-        store.close()
-
-
 async def test_the_conversation_keeps_the_widgets_language_and_tells_rasa(
     chat: Any, gateway: Gateway, scripted_rasa: ScriptedRasa,
 ) -> None:
@@ -451,20 +434,20 @@ async def test_the_conversation_keeps_the_widgets_language_and_tells_rasa(
 
     async with chat() as client:
         await client.hello(lang="de")
-        assert recorded_lang(gateway, client.conversation_id) == "de"
+        assert gateway.stored(client.conversation_id).lang == "de"
         await client.turn("hi")
         await client.send({"type": "language", "lang": "fr"})
         await client.turn("thanks")
-        assert recorded_lang(gateway, client.conversation_id) == "fr"
+        assert gateway.stored(client.conversation_id).lang == "fr"
         assert langs_told(client.conversation_id) == ["de", "fr"]
         await client.send({"type": "language", "lang": "xx"})
         error = (await client.recv_until(lambda f: f["type"] == "error"))[-1]
         assert error["code"] == "bad_frame"
-        assert recorded_lang(gateway, client.conversation_id) == "fr"
+        assert gateway.stored(client.conversation_id).lang == "fr"
         conversation_id, token = client.conversation_id, client.resume_token
     async with chat() as client:
         await client.hello(conversation_id=conversation_id, resume_token=token, lang="es")
-        assert recorded_lang(gateway, conversation_id) == "es"
+        assert gateway.stored(conversation_id).lang == "es"
     async with chat() as client:
         await client.hello()  # a widget that says nothing: English
-        assert recorded_lang(gateway, client.conversation_id) == "en"
+        assert gateway.stored(client.conversation_id).lang == "en"

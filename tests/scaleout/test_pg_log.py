@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,34 @@ class Gateway:
         await self.hub.close()
         await self.bus.close()
         await self.store.close()
+
+
+StartGateway = Callable[..., Awaitable[Gateway]]
+
+
+@pytest.fixture
+async def gateways(database: str, redis: Redis) -> AsyncIterator[StartGateway]:
+    """Starts gateways on the session's servers (``bridge``: the assistant it asks); all
+    are stopped at the end, also when the test failed."""
+    started: list[Gateway] = []
+
+    async def start(bridge: ScriptedBot | None = None) -> Gateway:
+        gateway = await Gateway.start(database, redis.url, bridge)
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in started:
+        await gateway.stop()
+
+
+async def followed(on: Gateway, stored_by: Gateway, role: str = "agent") -> tuple[str, Recorder]:
+    """A new conversation (created through ``stored_by``) and a socket following it on ``on``."""
+    conversation, _ = await stored_by.store.create_conversation(None)
+    socket = Recorder(sent_seq=0)
+    socket.role = role
+    await on.hub.subscribe(conversation.id, socket, 0)
+    return conversation.id, socket
 
 
 async def until(condition: Any, timeout: float = 10.0) -> None:
@@ -140,34 +168,28 @@ async def test_who_answers_a_message_is_decided_as_in_sqlite(database: str) -> N
 
 
 async def test_events_stored_by_one_gateway_reach_a_socket_on_another_in_order_once(
-    database: str, redis: Redis
+    gateways: StartGateway,
 ) -> None:
-    a, b = [await Gateway.start(database, redis.url) for _ in range(2)]
-    conversation, _ = await a.store.create_conversation(None)
-    socket = Recorder(sent_seq=0)
-    await b.hub.subscribe(conversation.id, socket, 0)
+    a, b = await gateways(), await gateways()
+    conversation, socket = await followed(on=b, stored_by=a)
     stored = []
     for n in range(30):
         gateway = a if n % 3 else b
-        event = await gateway.store.append(conversation.id, {"type": "message",
+        event = await gateway.store.append(conversation, {"type": "message",
                                                              "author": "bot", "text": str(n)})
-        gateway.hub.publish(conversation.id, [event])
+        gateway.hub.publish(conversation, [event])
         stored.append(event.seq)
     await until(lambda: socket.seqs == stored)
     await asyncio.sleep(0.2)  # late or repeated notices add nothing
     assert socket.seqs == stored
-    for gateway in (a, b):
-        await gateway.stop()
 
 
 async def test_a_lost_listen_connection_is_resynced_and_nothing_stored_meanwhile_is_missed(
-    database: str, redis: Redis
+    gateways: StartGateway,
 ) -> None:
-    a, b = [await Gateway.start(database, redis.url) for _ in range(2)]
-    conversation, _ = await a.store.create_conversation(None)
-    socket = Recorder(sent_seq=0)
-    await b.hub.subscribe(conversation.id, socket, 0)
-    first = await a.store.append(conversation.id, {"type": "message", "author": "bot",
+    a, b = await gateways(), await gateways()
+    conversation, socket = await followed(on=b, stored_by=a)
+    first = await a.store.append(conversation, {"type": "message", "author": "bot",
                                                    "text": "before"})
     await until(lambda: socket.seqs == [first.seq])
     listening = b.bus._conn
@@ -178,61 +200,50 @@ async def test_a_lost_listen_connection_is_resynced_and_nothing_stored_meanwhile
     await a.store.pool.execute("SELECT pg_terminate_backend($1)", listener_pid)
     await until(listening.is_closed)
     # ... and events are stored while B hears nothing.
-    missed = [await a.store.append(conversation.id, {"type": "message", "author": "bot",
+    missed = [await a.store.append(conversation, {"type": "message", "author": "bot",
                                                      "text": f"while away {n}"})
               for n in range(5)]
     await until(lambda: socket.seqs == [first.seq, *(e.seq for e in missed)])
     assert b.bus._conn is not None and b.bus._conn.get_server_pid() != listener_pid
-    later = await a.store.append(conversation.id, {"type": "message", "author": "bot",
+    later = await a.store.append(conversation, {"type": "message", "author": "bot",
                                                    "text": "after"})
     await until(lambda: socket.seqs[-1] == later.seq)
     assert socket.seqs == list(range(1, later.seq + 1))
-    for gateway in (a, b):
-        await gateway.stop()
 
 
 async def test_signals_cross_to_other_gateways_over_redis_once_each(
-    database: str, redis: Redis
+    gateways: StartGateway,
 ) -> None:
-    a, b = [await Gateway.start(database, redis.url) for _ in range(2)]
-    conversation, _ = await a.store.create_conversation(None)
-    on_a, on_b = Recorder(sent_seq=0), Recorder(sent_seq=0)
-    await a.hub.subscribe(conversation.id, on_a, 0)
-    await b.hub.subscribe(conversation.id, on_b, 0)
+    a, b = await gateways(), await gateways()
+    conversation, on_a = await followed(on=a, stored_by=a)
+    on_b = Recorder(sent_seq=0)
+    await b.hub.subscribe(conversation, on_b, 0)
     for on in (True, False, True):
-        a.hub.signal(conversation.id, {"type": "typing", "on": on}, "agent")
+        a.hub.signal(conversation, {"type": "typing", "on": on}, "agent")
     expected = [{"type": "typing", "on": on} for on in (True, False, True)]
     assert on_a.controls == expected  # this process's sockets at once
     await until(lambda: len(on_b.controls) == 3)
     await asyncio.sleep(0.2)
     assert on_b.controls == expected and on_a.controls == expected  # in order, none twice
-    for gateway in (a, b):
-        await gateway.stop()
 
 
 async def test_a_bot_turn_run_by_one_gateway_reaches_the_shoppers_socket_on_another(
-    database: str, redis: Redis
+    gateways: StartGateway,
 ) -> None:
-    a = await Gateway.start(database, redis.url, bridge=ScriptedBot())
-    b = await Gateway.start(database, redis.url)
-    conversation, _ = await a.store.create_conversation(None)
-    socket = Recorder(sent_seq=0)
-    socket.role = "shopper"
-    await b.hub.subscribe(conversation.id, socket, 0)
+    a, b = await gateways(ScriptedBot()), await gateways()
+    conversation, socket = await followed(on=b, stored_by=a, role="shopper")
     message, _ = await a.store.append_shopper_message(
-        conversation.id, "c1", {"type": "message", "author": "shopper", "text": "hello"})
-    a.hub.publish(conversation.id, [message])
-    await a.hub.shopper_message(conversation.id, message)
+        conversation, "c1", {"type": "message", "author": "shopper", "text": "hello"})
+    a.hub.publish(conversation, [message])
+    await a.hub.shopper_message(conversation, message)
     await until(lambda: len(socket.seqs) >= 2)
-    events = await b.store.events_after(conversation.id, 0)
+    events = await b.store.events_after(conversation, 0)
     assert [e.frame["author"] for e in events][:2] == ["shopper", "bot"]
     assert socket.seqs == [e.seq for e in events]
-    assert await a.store.bot_state(conversation.id, message.seq) == DONE
+    assert await a.store.bot_state(conversation, message.seq) == DONE
     # The turn's typing signals reached the other gateway's socket too, in order.
     await until(lambda: len(socket.controls) == 2)
     assert socket.controls == [typing_frame(True), typing_frame(False)]
-    for gateway in (a, b):
-        await gateway.stop()
 
 
 class HeldBot(ScriptedBot):
@@ -252,40 +263,35 @@ class HeldBot(ScriptedBot):
 
 
 async def test_one_gateway_runs_a_turn_and_another_takes_it_over_only_when_its_lease_ends(
-    database: str, redis: Redis
+    gateways: StartGateway,
 ) -> None:
     """The shopper's message reaches two gateways' hubs (a reconnect to another gateway
     mid-turn): only the one that claimed the turn sends it to Rasa, the other's shopper
     gets that answer; a gateway that dies holding a turn loses it when its lease runs
     out, and another answers the message, once."""
     bots = [HeldBot(), HeldBot()]
-    a, b = [await Gateway.start(database, redis.url, bridge=bot) for bot in bots]
-    conversation, _ = await a.store.create_conversation(None)
-    on_b = Recorder(sent_seq=0)
-    on_b.role = "shopper"
-    await b.hub.subscribe(conversation.id, on_b, 0)
+    a, b = await gateways(bots[0]), await gateways(bots[1])
+    conversation, on_b = await followed(on=b, stored_by=a, role="shopper")
     bots[0].hold = asyncio.Event()
     message, _ = await a.store.append_shopper_message(
-        conversation.id, "c1", {"type": "message", "author": "shopper", "text": "hello"})
-    a.hub.answer_pending(conversation.id)
+        conversation, "c1", {"type": "message", "author": "shopper", "text": "hello"})
+    a.hub.answer_pending(conversation)
     await until(lambda: bots[0].sent == ["hello"])
-    b.hub.answer_pending(conversation.id)  # the shopper came back on gateway B meanwhile
+    b.hub.answer_pending(conversation)  # the shopper came back on gateway B meanwhile
     await asyncio.sleep(0.3)
     assert bots[1].sent == []  # B does not send what A is sending
     bots[0].hold.set()
     await until(lambda: len(on_b.seqs) == 2)  # A's answer, on B's socket
-    assert await a.store.bot_state(conversation.id, message.seq) == DONE
+    assert await a.store.bot_state(conversation, message.seq) == DONE
 
     # A gateway holding a turn dies: its lease (short here) runs out and B takes over.
     second, _ = await a.store.append_shopper_message(
-        conversation.id, "c2", {"type": "message", "author": "shopper", "text": "thanks"})
-    assert (await a.store.claim_turn(conversation.id, second.seq, "a-gateway-that-died",
+        conversation, "c2", {"type": "message", "author": "shopper", "text": "thanks"})
+    assert (await a.store.claim_turn(conversation, second.seq, "a-gateway-that-died",
                                      0.5)).granted
-    b.hub.answer_pending(conversation.id)
+    b.hub.answer_pending(conversation)
     await until(lambda: bots[1].sent == ["thanks"], timeout=5)
     await until(lambda: len(on_b.seqs) == 4)
-    events = await b.store.events_after(conversation.id, 0)
+    events = await b.store.events_after(conversation, 0)
     assert [e.frame["author"] for e in events] == ["shopper", "bot", "shopper", "bot"]
     assert bots[0].sent == ["hello"] and bots[1].sent == ["thanks"]  # each sent once
-    for gateway in (a, b):
-        await gateway.stop()
