@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot import i18n
 from handoff.agent_protocol import Close, Handback
 from handoff.exceptions import ProtocolError
 from handoff.handoff_states import (
@@ -100,27 +101,22 @@ def open_handoff(
     if staffed:
         return Step(handoff, ENQUEUE, [
             mode_frame("queued", handoff_id=handoff.id),
-            system_message("I'm connecting you with a person from our team. They will see this "
-                           "whole conversation, so you won't need to repeat anything."),
+            system_message(i18n.text("handoff.connecting", handoff.lang)),
         ], values={"context": context, "priority": priority}, webhook=webhook)
-    return Step(handoff, UNSTAFFED, offline_offer_frames(handoff.id, "no_agents", support_email),
+    return Step(handoff, UNSTAFFED,
+                offline_offer_frames(handoff, "no_agents", support_email),
                 values={"context": context, "priority": priority,
                         "offline_offered_at": now, "ended_at": now},
                 webhook=webhook)
 
 
 def offline_offer_frames(
-    handoff_id: int, reason: OfflineReason, support_email: str
+    handoff: Handoff, reason: OfflineReason, support_email: str
 ) -> list[dict[str, Any]]:
     """The message form, and why it is offered."""
-    if reason == "no_agents":
-        text = ("No one from our team is online right now. Leave your email and a message "
-                f"and we'll get back to you, or email us at {support_email}. I'm still here "
-                "if I can help meanwhile.")
-    else:
-        text = ("It's taking longer than usual to reach someone. You can keep waiting, or "
-                "leave your email and a message and we'll reply by email.")
-    return [offline_form_frame(handoff_id, reason), system_message(text)]
+    said = (i18n.text("handoff.no_agents", handoff.lang, support_email=support_email)
+            if reason == "no_agents" else i18n.text("handoff.long_wait", handoff.lang))
+    return [offline_form_frame(handoff.id, reason), system_message(said)]
 
 
 # -- routing and what agents do --------------------------------------------------
@@ -130,7 +126,7 @@ def assign(handoff: Handoff, agent: Agent, now: float) -> Step:
     """Give a queued chat to ``agent`` (the router's choice, or their claim)."""
     return Step(handoff, ASSIGN, [
         mode_frame("agent", agent_name=agent.name),
-        system_message(f"{agent.name} joined the chat."),
+        system_message(i18n.text("handoff.joined", handoff.lang, agent=agent.name)),
     ], values={"agent_id": agent.id, "assigned_at": now},
         webhook=Webhook("conversation.assigned", {
             "conversation_id": handoff.conversation_id, "handoff_id": handoff.id,
@@ -188,7 +184,8 @@ def transfer(agent: Agent, handoff: Handoff | None, target: Agent | None,
         raise ProtocolError("at_capacity", f"{target.name} has no free seat right now.")
     return Step(mine, TRANSFER, [
         mode_frame("agent", agent_name=target.name),
-        system_message(f"{agent.name} passed the chat to {target.name}."),
+        system_message(i18n.text("handoff.transferred", mine.lang, agent=agent.name,
+                            target=target.name)),
     ], agent_id=agent.id, values={"agent_id": target.id})
 
 
@@ -199,16 +196,15 @@ def end(agent: Agent, handoff: Handoff | None, command: Handback | Close) -> Ste
         move, resolution = CLOSE, command.resolution
         frames = [
             mode_frame("bot"),
-            system_message(f"{agent.name} closed the chat. Thanks for contacting us!"),
-            csat_request_frame(mine.id, agent.name, f"How did {agent.name} do? Rate the help "
-                               "you got from 1 to 5."),
+            system_message(i18n.text("handoff.closed", mine.lang, agent=agent.name)),
+            csat_request_frame(mine.id, agent.name,
+                               i18n.text("handoff.rate", mine.lang, agent=agent.name)),
         ]
     else:
         move, resolution = HAND_BACK, None
         frames = [
             mode_frame("bot"),
-            system_message(f"{agent.name} handed you back to the assistant. Ask me anything, "
-                           "or ask for a person again at any time."),
+            system_message(i18n.text("handoff.handed_back", mine.lang, agent=agent.name)),
         ]
     return Step(mine, move, frames, agent_id=agent.id, values={"resolution": resolution},
                 webhook=Webhook("conversation.closed", {
@@ -221,8 +217,7 @@ def requeue(handoff: Handoff, agent_id: str, agent_name: str) -> Step:
     """The chat's agent went away: back to the queue, keeping its place."""
     return Step(handoff, REQUEUE, [
         mode_frame("queued", handoff_id=handoff.id),
-        system_message(f"{agent_name} got disconnected. I'm connecting you with someone else "
-                       "from the team; they will see the whole conversation."),
+        system_message(i18n.text("handoff.requeued", handoff.lang, agent=agent_name)),
     ], agent_id=agent_id, values={"agent_id": None, "assigned_at": None})
 
 
@@ -261,7 +256,7 @@ def leave_queue(handoff: Handoff | None, client_id: str) -> Step:
         raise ProtocolError("not_in_queue", "You are not waiting for a person.", client_id)
     return Step(handoff, LEAVE, [
         mode_frame("bot"),
-        system_message("OK, you're back with the assistant. Ask for a person again any time."),
+        system_message(i18n.text("handoff.left_queue", handoff.lang)),
     ], client_id=client_id)
 
 
@@ -276,7 +271,7 @@ def leave_message(handoff: Handoff | None, client_id: str, email: str, text: str
         )
     frames = [
         offline_received_frame(handoff.id, email),
-        system_message(f"Thanks! We have your message and will reply to {email}."),
+        system_message(i18n.text("handoff.message_received", handoff.lang, email=email)),
     ]
     move = TAKE_MESSAGE
     if handoff.state == HandoffState.QUEUED:
@@ -297,7 +292,7 @@ def rate(handoff: Handoff | None, conversation_id: str, client_id: str, score: i
                             "is rated already.", client_id)
     return Step(handoff, RATE, [
         csat_received_frame(handoff.id, score),
-        system_message("Thank you for your feedback!"),
+        system_message(i18n.text("handoff.rated", handoff.lang)),
     ], client_id=client_id,
         values={"csat_score": score, "csat_comment": comment, "csat_at": now},
         webhook=Webhook("csat.received", {
@@ -319,7 +314,7 @@ def queue_position(handoff: Handoff, position: int, expected_seconds: float
 def offer_offline(handoff: Handoff, reason: OfflineReason, support_email: str, now: float
                   ) -> Step:
     """Tell a queued shopper they may leave a message instead of waiting (once)."""
-    return Step(handoff, OFFER_OFFLINE, offline_offer_frames(handoff.id, reason, support_email),
+    return Step(handoff, OFFER_OFFLINE, offline_offer_frames(handoff, reason, support_email),
                 values={"offline_offered_at": now})
 
 

@@ -133,6 +133,8 @@ class Handoff:
     ended_at: float | None
     resolution: str | None
     csat_score: int | None
+    #: The conversation's language (what the gateway says to the shopper is in it).
+    lang: str = "en"
 
     def summary(self) -> dict[str, Any]:
         """What the queue list and the agent's chat list show."""

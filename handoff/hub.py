@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from bot.i18n import text
 from handoff.agent_protocol import event_frame
 from handoff.db.conversations import (
     BOT,
@@ -76,11 +77,8 @@ def split_backlog(
     return pending[-1:], len(pending) - 1
 
 
-def _backlog_notice(skipped: int) -> dict[str, Any]:
-    return {**system_message(
-        f"Sorry, I couldn't reply for a while and missed {skipped} of your earlier messages. "
-        "I'm answering your latest one; if something you asked before is still open, please "
-        "ask it again."), "skipped": skipped}
+def _backlog_notice(skipped: int, lang: str) -> dict[str, Any]:
+    return {**system_message(text("bot.backlog", lang, skipped=skipped)), "skipped": skipped}
 
 
 class Follower(Protocol):
@@ -530,7 +528,7 @@ class Hub:
             self.on_replies(conversation_id, replies)
         frames = replies_to_frames(replies, reply_to=message.seq)
         if skipped:
-            frames.insert(0, _backlog_notice(skipped))
+            frames.insert(0, _backlog_notice(skipped, conversation.lang))
         events = await self.conversations.answer(conversation_id, message.seq, frames,
                                                  skip_older=skipped > 0, owner=self.owner)
         log.debug("conversation=%s seq=%s answered with %d events", conversation_id,

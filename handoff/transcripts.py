@@ -24,6 +24,7 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from bot.i18n import text
 from bot.settings import Settings
 from handoff.chat import origin_allowed
 from handoff.db.conversations import StoredEvent
@@ -129,8 +130,8 @@ def add_transcript_routes(app: web.Application, desk_key: web.AppKey[Desk],
             paragraphs=[f"Here is your conversation with {shop}, as you asked.",
                         *transcript_paragraphs(events, shop,
                                                mail.left_messages(conversation.id))])
-        notice = {**system_message(f"We emailed a copy of this conversation to "
-                                   f"{masked(address)}."), "transcript": True}
+        notice = {**system_message(text("transcript.sent", conversation.lang,
+                                        address=masked(address))), "transcript": True}
         change = desk.store.apply(
             conversation.id, [notice],
             guard=transcript_guard(conversation.id, address, now - settings.transcript_interval,

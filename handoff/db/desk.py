@@ -48,6 +48,7 @@ def _handoff(row: dict[str, Any]) -> Handoff:
         ended_at=row["ended_at"],
         resolution=row["resolution"],
         csat_score=row["csat_score"],
+        lang=row["lang"] or "en",
     )
 
 
@@ -61,7 +62,9 @@ class DeskStore:
     # -- reading --------------------------------------------------------
 
     def _handoffs(self, where: str, params: list[Any], order: str = "id") -> list[Handoff]:
-        rows = self.db.query(f"SELECT * FROM handoffs WHERE {where} ORDER BY {order}", params)
+        rows = self.db.query(
+            "SELECT *, (SELECT lang FROM conversations c WHERE c.id = handoffs.conversation_id) "
+            f"AS lang FROM handoffs WHERE {where} ORDER BY {order}", params)
         return [_handoff(row) for row in rows]
 
     def get(self, handoff_id: int) -> Handoff | None:

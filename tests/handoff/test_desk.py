@@ -448,3 +448,36 @@ async def test_a_chat_whose_agent_goes_away_returns_to_the_queue(
                 joined = await client.recv_until(lambda f: f.get("mode") == "agent")
                 assert joined[-1]["agent"]["name"] == "Kai"
             assert requeued
+
+
+async def test_the_desk_speaks_to_a_shopper_in_the_conversations_language(
+    make_gateway: Callable[..., Any],
+) -> None:
+    """A German shopper's handoff: what the gateway itself says (connecting, an agent
+    joining, closing, the rating question, the thanks for it) is German, and the agent
+    reads the language in the context."""
+    async with make_gateway(queue_auto_assign=False) as gateway:
+        add_agent(gateway.settings, "dana@shop.example", "Dana")
+        async with agent_console(gateway.http, "dana@shop.example") as dana, shopper(
+                gateway, lang="de") as client:
+            await ask_for_person(client)
+            connecting = await client.recv_until(lambda f: f.get("author") == "system")
+            assert connecting[-1]["text"] == (
+                "Ich verbinde Sie mit jemandem aus unserem Team. Er oder sie sieht das ganze "
+                "Gespräch, Sie müssen also nichts wiederholen.")
+            await dana.do("claim", conversation_id=client.conversation_id)
+            assigned = await dana.expect(lambda f: f["type"] == "assigned")
+            assert assigned["context"]["lang"] == "de"
+            joined = await client.recv_until(lambda f: f.get("author") == "system")
+            assert joined[-1]["text"] == "Dana ist dem Chat beigetreten."
+            await dana.do("close", conversation_id=client.conversation_id,
+                          resolution="resolved")
+            closed = await client.recv_until(lambda f: f["type"] == "csat_request")
+            assert "Dana hat den Chat beendet. Danke, dass Sie sich gemeldet haben!" in [
+                f.get("text") for f in closed]
+            assert closed[-1]["text"] == ("Wie hat Dana Ihnen geholfen? Bewerten Sie die Hilfe "
+                                          "mit 1 bis 5.")
+            await client.send({"type": "csat", "client_id": "r1",
+                               "handoff_id": closed[-1]["handoff_id"], "score": 5})
+            thanks = await client.recv_until(lambda f: f.get("author") == "system")
+            assert thanks[-1]["text"] == "Danke für Ihre Bewertung!"
