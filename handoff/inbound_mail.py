@@ -31,6 +31,7 @@ from aiohttp import web
 from mailparser_reply import EmailReplyParser  # type: ignore[import-untyped]
 
 from bot.settings import Settings
+from handoff.db.conversations import Statement
 from handoff.db.mail import MailStore, Thread
 from handoff.desk import Desk
 from handoff.http import AUTH, AUTHORITIES, problem, requires
@@ -240,13 +241,20 @@ def receive(desk: Desk, mail: MailStore, incoming: Incoming, raw: bytes,
     subject = incoming.subject if incoming.subject.lower().startswith("re:") \
         else f"Re: {incoming.subject or 'your message'}"
     webhooks = desk.webhooks
+
+    def announce(conversation_id: str) -> list[Statement]:
+        """The ticket.created event, stored in the new ticket's transaction."""
+        if webhooks is None:
+            return []
+        return webhooks.rows("ticket.created", {
+            "conversation_id": conversation_id, "handoff_id": None,
+            "email": incoming.sender, "message": incoming.text, "channel": "email"})
+
     conversation_id, ticket_id, change = mail.ticket_from_mail(
         incoming.sender, incoming.text, frame, client_id, new_reply_token(), subject,
-        incoming.message_id, [])
+        incoming.message_id, announce)
     if webhooks is not None:
-        webhooks.emit("ticket.created", {"conversation_id": conversation_id,
-                                         "handoff_id": None, "email": incoming.sender,
-                                         "message": incoming.text, "channel": "email"})
+        webhooks.wake()
     desk.mail_received(conversation_id, change, "New offline message by email.")
     return {"outcome": "new_ticket", "conversation_id": conversation_id,
             "ticket_id": ticket_id, "duplicate": False, "reason": why}

@@ -11,6 +11,7 @@ did not happen.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,9 +168,12 @@ class MailStore:
 
     def ticket_from_mail(self, email: str, text: str, frame: dict[str, Any],
                          client_id: str, token: str, subject: str, message_id: str | None,
-                         extra: list[Statement]) -> tuple[str, int, Change]:
+                         announce: Callable[[str], Sequence[Statement]]
+                         ) -> tuple[str, int, Change]:
         """A mail that answers no thread of its sender: a new conversation with a new open
-        ticket (and its thread, so the answer is threaded to the mail)."""
+        ticket (and its thread, so the answer is threaded to the mail). ``announce`` gives,
+        for the new conversation's id, the rows (webhook events) stored in the ticket's
+        transaction."""
         conversation, _ = self.store.create_conversation(None)
         updates: list[Statement] = [
             ("INSERT INTO tickets (conversation_id, handoff_id, email, message, created_at) "
@@ -178,7 +182,7 @@ class MailStore:
              "refs) VALUES ((SELECT max(id) FROM tickets WHERE conversation_id = ?), "
              "?, ?, ?, ?, ?)",
              [conversation.id, conversation.id, email, token, subject, message_id or ""]),
-            *extra,
+            *announce(conversation.id),
         ]
         change = self.store.apply(conversation.id, [frame], client_id=client_id,
                                   updates=updates)

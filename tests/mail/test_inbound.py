@@ -241,3 +241,26 @@ def test_html_only_replies_are_read_as_text_without_the_quoted_part() -> None:
     incoming = read_mail(bytes(message))
     assert incoming.text == "Yes & thanks\nSam"
     assert incoming.token() == "b" * 24
+
+
+async def test_a_mail_that_opens_a_ticket_announces_it_to_webhooks_with_the_ticket(
+    mail_gateway: Callable[..., Any],
+) -> None:
+    """A mail that opens a ticket queues one ticket.created event for the new
+    conversation (written with the ticket, in its transaction), also when the mail is
+    delivered twice."""
+    async with mail_gateway(webhook_urls=["http://127.0.0.1:9/hooks"],
+                            webhook_secret="a-webhook-secret-of-enough-length") as gateway:
+        message = EmailMessage()
+        message["From"], message["To"] = SAM, "help@shop.example"
+        message["Subject"], message["Message-ID"] = "A question", "<first@c.example>"
+        message.set_content("Do you ship to Norway?")
+        for _ in range(2):
+            status, answer = await post_mail(gateway, bytes(message))
+            assert status == 200 and answer["outcome"] == "new_ticket", answer
+        with sqlite3.connect(gateway.settings.gateway_db) as conn:
+            bodies = [json.loads(body) for (body,) in conn.execute(
+                "SELECT body FROM webhook_outbox WHERE event = 'ticket.created'")]
+        assert [b["data"] for b in bodies] == [{
+            "conversation_id": answer["conversation_id"], "handoff_id": None,
+            "email": SAM, "message": "Do you ship to Norway?", "channel": "email"}]
