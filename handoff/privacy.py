@@ -29,14 +29,10 @@ from typing import Any
 
 from bot.settings import Settings
 from bot.store.audit import AuditLog
+from handoff.db import privacy as gateway
 from handoff.db.schema import migrate
 
 __all__ = ["conversations_of", "delete", "export", "purge_older_than"]
-
-#: Gateway tables keyed by conversation id, children before parents.
-GATEWAY_TABLES = ("order_events", "conversation_orders", "mail_outbox", "mail_threads",
-                  "notes", "tickets", "handoffs", "client_messages", "events", "conversations")
-
 
 
 @contextmanager
@@ -58,10 +54,6 @@ def _has_table(conn: sqlite3.Connection, table: str) -> bool:
                         [table]).fetchone() is not None
 
 
-def _like(email: str) -> str:
-    return "%" + email.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
 def _customer_ids(settings: Settings, email: str) -> list[str]:
     with _open(settings.shop_db) as conn:
         if conn is None or not _has_table(conn, "customers"):
@@ -73,32 +65,14 @@ def _customer_ids(settings: Settings, email: str) -> list[str]:
 def conversations_of(settings: Settings, email: str) -> list[str]:
     """Every conversation that belongs to, or mentions, ``email``."""
     found: set[str] = set()
-    pattern = _like(email)
     with _open(settings.gateway_db) as conn:
-        if conn is not None and _has_table(conn, "conversations"):
-            queries = [
-                ("SELECT conversation_id FROM tickets WHERE lower(email) = lower(?)", [email]),
-                ("SELECT conversation_id FROM mail_threads WHERE lower(email) = lower(?)",
-                 [email]),
-                ("SELECT conversation_id FROM mail_outbox WHERE lower(recipient) = lower(?) "
-                 "AND conversation_id IS NOT NULL", [email]),
-                ("SELECT DISTINCT conversation_id FROM events WHERE body LIKE ? ESCAPE '\\'",
-                 [pattern]),
-                ("SELECT DISTINCT conversation_id FROM handoffs WHERE context LIKE ? "
-                 "ESCAPE '\\'", [pattern]),
-            ]
-            customers = _customer_ids(settings, email)
-            if customers:
-                marks = ",".join("?" * len(customers))
-                queries.append((f"SELECT id FROM conversations WHERE customer_id IN ({marks})",
-                                customers))
-            for query, params in queries:
-                found.update(row[0] for row in conn.execute(query, params))
+        if conn is not None:
+            found |= gateway.conversations_by_email(conn, email, _customer_ids(settings, email))
     with _open(settings.tracker_db) as conn:
         if conn is not None and _has_table(conn, "events"):
             found.update(row[0] for row in conn.execute(
                 "SELECT DISTINCT sender_id FROM events WHERE data LIKE ? ESCAPE '\\'",
-                [pattern]))
+                [gateway.like(email)]))
     return sorted(found)
 
 
@@ -117,21 +91,15 @@ def export(settings: Settings, email: str) -> dict[str, Any]:
     result: dict[str, Any] = {"email": email, "conversations": ids, "gateway": {},
                               "knowledge_base": {}, "rasa_tracker": [], "shop": {}}
     with _open(settings.gateway_db) as conn:
-        for table in GATEWAY_TABLES:
-            key = "id" if table == "conversations" else "conversation_id"
-            result["gateway"][table] = _rows(conn, table, key, ids)
-        # Mail to the address that belongs to no conversation (none is sent today, but
-        # the queue allows it) is theirs too.
-        if conn is not None and _has_table(conn, "mail_outbox"):
-            result["gateway"]["mail_outbox"] += [dict(row) for row in conn.execute(
-                "SELECT * FROM mail_outbox WHERE conversation_id IS NULL "
-                "AND lower(recipient) = lower(?)", [email])]
-        # Order updates that reached no conversation: mailed to the address, or about
-        # an order of the customer with that address.
-        if conn is not None and _has_table(conn, "order_events"):
-            query, params = _loose_order_events(settings, email)
-            result["gateway"]["order_events"] += [dict(row) for row in conn.execute(
-                f"SELECT * {query}", params)]
+        if conn is None:
+            result["gateway"] = {table: [] for table in gateway.GATEWAY_TABLES}
+        else:
+            result["gateway"] = gateway.rows_of(conn, ids)
+            # Mail to the address, and order updates mailed to it or about the customer's
+            # orders, that reached no conversation are theirs too.
+            for table, rows in gateway.unattached_rows(
+                    conn, email, _customer_ids(settings, email)).items():
+                result["gateway"][table] += rows
     with _open(settings.kb_log_db) as conn:
         for table in ("kb_answers", "kb_feedback"):
             result["knowledge_base"][table] = _rows(conn, table, "conversation_id", ids)
@@ -155,16 +123,7 @@ def _delete_conversations(settings: Settings, ids: list[str]) -> dict[str, int]:
     marks = ",".join("?" * len(ids))
     with _open(settings.gateway_db) as conn:
         if conn is not None:
-            for table in GATEWAY_TABLES:
-                if _has_table(conn, table):
-                    key = "id" if table == "conversations" else "conversation_id"
-                    counts[table] = conn.execute(
-                        f"DELETE FROM {table} WHERE {key} IN ({marks})", ids).rowcount
-            if _has_table(conn, "webhook_outbox"):
-                for conversation_id in ids:
-                    counts["webhook_outbox"] = counts.get("webhook_outbox", 0) + conn.execute(
-                        "DELETE FROM webhook_outbox WHERE body LIKE ? ESCAPE '\\'",
-                        [_like(conversation_id)]).rowcount
+            counts |= gateway.delete_conversations(conn, ids)
     with _open(settings.kb_log_db) as conn:
         if conn is not None:
             for table in ("kb_answers", "kb_feedback"):
@@ -192,19 +151,14 @@ def _compact(path: Path) -> None:
 def delete(settings: Settings, email: str) -> dict[str, int]:
     """Erase ``email``'s conversations everywhere and pseudonymise the shop customer."""
     ids = conversations_of(settings, email)
-    loose = loose_events = 0
+    unattached: dict[str, int] = {}
     with _open(settings.gateway_db) as conn:
-        if conn is not None and _has_table(conn, "mail_outbox"):
-            loose = conn.execute("DELETE FROM mail_outbox WHERE conversation_id IS NULL "
-                                 "AND lower(recipient) = lower(?)", [email]).rowcount
-        if conn is not None and _has_table(conn, "order_events"):
-            query, params = _loose_order_events(settings, email)
-            loose_events = conn.execute(f"DELETE {query}", params).rowcount
+        if conn is not None:
+            unattached = gateway.delete_unattached(conn, email, _customer_ids(settings, email))
     counts = _delete_conversations(settings, ids)
-    if loose:
-        counts["mail_outbox"] = counts.get("mail_outbox", 0) + loose
-    if loose_events:
-        counts["order_events"] = counts.get("order_events", 0) + loose_events
+    for table, deleted in unattached.items():
+        if deleted:
+            counts[table] = counts.get(table, 0) + deleted
     subject = hashlib.sha256(email.strip().lower().encode()).hexdigest()
     placeholder = f"deleted-{subject[:12]}@invalid"
     customers = _customer_ids(settings, email)
@@ -235,14 +189,6 @@ def delete(settings: Settings, email: str) -> dict[str, int]:
     return {"conversations": len(ids), **counts}
 
 
-def _loose_order_events(settings: Settings, email: str) -> tuple[str, list[Any]]:
-    """``FROM … WHERE …`` of the order events of ``email`` that went to no conversation."""
-    customers = _customer_ids(settings, email)
-    marks = ",".join("?" * len(customers)) or "NULL"
-    return (f"FROM order_events WHERE conversation_id IS NULL AND (lower(email) = lower(?) "
-            f"OR customer_id IN ({marks}))", [email, *customers])
-
-
 def _orders_and_returns(conn: sqlite3.Connection, customers: list[str]) -> list[str]:
     """The ids of these customers' orders and of the returns on them (audit targets)."""
     if not customers or not _has_table(conn, "orders"):
@@ -261,9 +207,7 @@ def purge_older_than(settings: Settings, days: float, now: float | None = None) 
     """Retention: delete every conversation last active more than ``days`` ago."""
     cutoff = (time.time() if now is None else now) - days * 86400
     with _open(settings.gateway_db) as conn:
-        ids = [] if conn is None or not _has_table(conn, "conversations") else [
-            row[0] for row in conn.execute(
-                "SELECT id FROM conversations WHERE updated_at < ?", [cutoff])]
+        ids = [] if conn is None else gateway.inactive_since(conn, cutoff)
     counts = _delete_conversations(settings, ids)
     _log(settings, "purge", None, {"days": days, "conversations": len(ids), **counts})
     return len(ids)
@@ -275,8 +219,7 @@ def _log(settings: Settings, action: str, email: str | None, detail: dict[str, A
     try:
         migrate(conn)
         subject = hashlib.sha256(email.strip().lower().encode()).hexdigest() if email else None
-        conn.execute("INSERT INTO privacy_log (at, action, subject_sha256, detail) "
-                     "VALUES (?, ?, ?, ?)", [time.time(), action, subject, json.dumps(detail)])
+        gateway.log_request(conn, action, subject, detail)
         conn.commit()
     finally:
         conn.close()
