@@ -151,6 +151,7 @@ class Handoff:
             "agent_id": self.agent_id,
             "shopper": (context.get("shopper") or {}).get("name"),
             "page_type": (context.get("page") or {}).get("type"),
+            "lang": self.lang,
             "alerted": self.alerted_at is not None,
         }
 

@@ -454,13 +454,15 @@ async def test_the_desk_speaks_to_a_shopper_in_the_conversations_language(
     make_gateway: Callable[..., Any],
 ) -> None:
     """A German shopper's handoff: what the gateway itself says (connecting, an agent
-    joining, closing, the rating question, the thanks for it) is German, and the agent
-    reads the language in the context."""
+    joining, closing, the rating question, the thanks for it) is German, and agents see
+    the language in the queue and in the context."""
     async with make_gateway(queue_auto_assign=False) as gateway:
         add_agent(gateway.settings, "dana@shop.example", "Dana")
         async with agent_console(gateway.http, "dana@shop.example") as dana, shopper(
                 gateway, lang="de") as client:
             await ask_for_person(client)
+            queued = await dana.expect(lambda f: f["type"] == "state" and f["queue"])
+            assert queued["queue"][0]["lang"] == "de"  # the queue shows the language
             connecting = await client.recv_until(lambda f: f.get("author") == "system")
             assert connecting[-1]["text"] == (
                 "Ich verbinde Sie mit jemandem aus unserem Team. Er oder sie sieht das ganze "

@@ -235,7 +235,7 @@
         el("div", { className: "row" }, el("strong", { text: `#${item.position} ${item.shopper || "Shopper"}` }),
           el("span", { className: "meta", text: ago(now - item.queued_at) })),
         el("div", { className: "meta", text: item.reason || "" }),
-        el("div", { className: "meta", text: `${item.page_type || "page ?"} · priority ${item.priority} · ${item.trigger}` }),
+        el("div", { className: "meta", text: `${item.page_type || "page ?"} · priority ${item.priority} · ${item.trigger}${item.lang && item.lang !== "en" ? ` · ${LANGUAGE_NAMES[item.lang] || item.lang}` : ""}` }),
         el("div", { className: "row" }, view, claim));
       if (item.alerted) li.classList.add("alerted");
       if (!state.knownQueue.has(item.conversation_id)) li.classList.add("new");
