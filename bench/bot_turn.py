@@ -109,6 +109,14 @@ async def rasa_answers(url: str, timeout: float) -> None:
     raise TimeoutError(f"Rasa did not answer at {url} within {timeout:.0f} s")
 
 
+def save(path: Path, result: dict[str, Any], console: Console) -> None:
+    """Write a benchmark's figures to ``path`` (JSON), say so, and print them as one line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    console.print(f"wrote {path.relative_to(PROJECT_DIR)}")
+    print(json.dumps(result))
+
+
 def summarise(latencies: list[float], wall: float) -> dict[str, Any]:
     ordered = sorted(latencies)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
@@ -239,10 +247,7 @@ def main() -> None:
                   f"ready after {figures['start_s']['stack']} s; resident memory after the "
                   "run: " + ", ".join(f"{role} {mib} MiB"
                                       for role, mib in figures["rss_mib"].items()))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    console.print(f"wrote {RESULTS.relative_to(PROJECT_DIR)}")
-    print(json.dumps(result))
+    save(RESULTS, result, console)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bot_turn import TEXTS, gateway_shopper, summarise
+from bot_turn import TEXTS, gateway_shopper, save, summarise
 
 from bot.settings import PROJECT_DIR, Settings
 from shopchat.stack import free_port, settings_env, spawn, wait_until_healthy
@@ -144,10 +144,7 @@ def main() -> None:
     console.print(table)
     console.print(f"two replicas / one: {result['speedup_turns_per_s']}x turns/s; requests "
                   f"per replica with two: {split}; a replica left out {len(left_out)} times")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    console.print(f"wrote {RESULTS.relative_to(PROJECT_DIR)}")
-    print(json.dumps(result))
+    save(RESULTS, result, console)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,13 @@ class Mailbox:
             self._controller.stop()
             self._controller = None
 
+    def __enter__(self) -> Mailbox:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
     @property
     def messages(self) -> list[EmailMessage]:
         with self._lock:

@@ -34,12 +34,8 @@ def mail_settings(port: int, **overrides: Any) -> dict[str, Any]:
 @pytest.fixture
 def mailbox() -> Iterator[Mailbox]:
     """A running SMTP server that keeps what it is sent."""
-    box = Mailbox()
-    box.start()
-    try:
+    with Mailbox() as box:
         yield box
-    finally:
-        box.stop()
 
 
 @pytest.fixture

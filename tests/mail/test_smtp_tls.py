@@ -48,12 +48,8 @@ def mailbox(certificates: Path) -> Iterator[Mailbox]:
     """This module's SMTP server: STARTTLS with the test CA's certificate, and a login."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(certificates / "server.pem", certificates / "key.pem")
-    box = Mailbox(tls=context, login=LOGIN)
-    box.start()
-    try:
+    with Mailbox(tls=context, login=LOGIN) as box:
         yield box
-    finally:
-        box.stop()
 
 
 @pytest.fixture
