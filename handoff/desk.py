@@ -304,7 +304,7 @@ class Desk:
             self._changed()
             return
         for handoff in self.desk.queued():
-            choice = pick_agent(self.rota.loads(self.desk.loads()))
+            choice = pick_agent(self.rota.loads(self.desk.loads()), handoff.lang)
             if choice is None:
                 break
             self._assign(handoff, self.rota.agents[choice.id])

@@ -51,6 +51,8 @@ class AgentLoad:
     load: int
     #: When they were last given a chat (0 if never): ties go to who waited longest.
     last_assigned_at: float = 0.0
+    #: The languages they speak (empty: not said).
+    languages: frozenset[str] = frozenset()
 
     @property
     def free(self) -> int:
@@ -94,7 +96,8 @@ class Rota:
         """Everyone on the rota as routing sees them, given each one's open chats."""
         return [
             AgentLoad(agent_id, presence, self.agents[agent_id].capacity,
-                      chats.get(agent_id, 0), self.last_assigned.get(agent_id, 0.0))
+                      chats.get(agent_id, 0), self.last_assigned.get(agent_id, 0.0),
+                      frozenset(self.agents[agent_id].languages))
             for agent_id, presence in self.presence.items()
             if agent_id in self.agents
         ]
@@ -131,15 +134,19 @@ def queue_order(chats: Iterable[QueuedT]) -> list[QueuedT]:
     return sorted(chats, key=lambda c: (-c.priority, c.queued_at, c.id))
 
 
-def pick_agent(agents: Iterable[AgentLoad]) -> AgentLoad | None:
+def pick_agent(agents: Iterable[AgentLoad], lang: str | None = None) -> AgentLoad | None:
     """The least-busy online agent with a free seat; ``None`` if nobody can take a chat.
 
     "Least busy" is relative to capacity (2 of 5 is less busy than 1 of 2);
-    ties go to the agent who has gone longest without a new chat.
+    ties go to the agent who has gone longest without a new chat. With the chat's
+    ``lang``, an agent with a free seat who speaks it goes first, however busy; if none
+    is free, anyone free takes it (a wait for a speaker is worse than English).
     """
     candidates = [a for a in agents if a.presence == ONLINE and a.free > 0]
     if not candidates:
         return None
+    speakers = [a for a in candidates if lang is not None and lang in a.languages]
+    candidates = speakers or candidates
     return min(candidates, key=lambda a: (a.load / a.capacity, a.last_assigned_at, a.id))
 
 

@@ -264,9 +264,12 @@ def _agent_store(settings: Settings) -> Any:
 @click.option("--role", type=click.Choice(["agent", "admin", "staff"]), default="agent",
               show_default=True,
               help="admin: also any conversation and /admin/; staff: /admin/ only.")
+@click.option("--languages", default="",
+              help="Languages the agent speaks, comma-separated (en,de,fr,es): chats in "
+                   "them go to this agent first.")
 @click.option("--password-stdin", is_flag=True,
               help="Read the password from standard input instead of prompting.")
-def agents_add(email: str, name: str, capacity: int | None, role: str,
+def agents_add(email: str, name: str, capacity: int | None, role: str, languages: str,
                password_stdin: bool) -> None:
     """Create an agent who can sign in to /console/ (password hashed with Argon2id)."""
     from handoff.db.agents import AgentError
@@ -278,7 +281,9 @@ def agents_add(email: str, name: str, capacity: int | None, role: str,
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         agent = _agent_store(settings).add(
-            email, name, password, capacity=capacity or settings.agent_capacity, role=role
+            email, name, password, capacity=capacity or settings.agent_capacity, role=role,
+            languages=tuple(code.strip().lower() for code in languages.split(",")
+                            if code.strip()),
         )
     except AgentError as error:
         raise click.ClickException(str(error)) from error
@@ -290,10 +295,11 @@ def agents_add(email: str, name: str, capacity: int | None, role: str,
 def agents_list() -> None:
     """Every agent account."""
     table = Table(title="Agents")
-    for column in ("id", "name", "email", "role", "capacity"):
+    for column in ("id", "name", "email", "role", "capacity", "languages"):
         table.add_column(column)
     for agent in _agent_store(_settings()).all():
-        table.add_row(agent.id, agent.name, agent.email, agent.role, str(agent.capacity))
+        table.add_row(agent.id, agent.name, agent.email, agent.role, str(agent.capacity),
+                      ",".join(agent.languages))
     Console().print(table)
 
 

@@ -329,12 +329,13 @@ async def agent_login(http: str, email: str, password: str) -> str:
 
 
 def add_agent(settings: Settings, email: str, name: str, capacity: int = 3,
-              role: str = "agent") -> None:
+              role: str = "agent", languages: tuple[str, ...] = ()) -> None:
     from handoff.db.agents import AgentStore
 
     store = ConversationStore(settings.gateway_db)
     try:
-        AgentStore(store).add(email, name, AGENT_PASSWORD, capacity=capacity, role=role)
+        AgentStore(store).add(email, name, AGENT_PASSWORD, capacity=capacity, role=role,
+                              languages=languages)
     finally:
         store.close()
 

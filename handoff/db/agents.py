@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from bot.i18n import LANGUAGES
 from handoff.db.conversations import ConversationStore, hash_token, is_token
 from handoff.exceptions import GatewayError
 
@@ -51,6 +52,8 @@ class Agent:
     name: str
     role: str
     capacity: int
+    #: Languages the agent speaks (codes of bot.i18n.LANGUAGES); routing prefers a match.
+    languages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,8 @@ class AgentStore:
         self.db = store.db
 
     def add(
-        self, email: str, name: str, password: str, *, capacity: int, role: str = "agent"
+        self, email: str, name: str, password: str, *, capacity: int, role: str = "agent",
+        languages: tuple[str, ...] = (),
     ) -> Agent:
         email = email.strip().lower()
         if not _EMAIL.match(email):
@@ -80,9 +84,14 @@ class AgentStore:
             raise AgentError(f"Role must be one of: {', '.join(ROLES)}.")
         if not 1 <= capacity <= 100:
             raise AgentError("Capacity (chats at once) must be between 1 and 100.")
+        unknown = sorted(set(languages) - set(LANGUAGES))
+        if unknown:
+            raise AgentError(f"Unknown languages {', '.join(unknown)}: the chat speaks "
+                             f"{', '.join(LANGUAGES)}.")
         if self.by_email(email) is not None:
             raise AgentError(f"An agent with email {email} exists already.")
-        agent = Agent(uuid.uuid4().hex[:12], email, name.strip(), role, capacity)
+        agent = Agent(uuid.uuid4().hex[:12], email, name.strip(), role, capacity,
+                      tuple(dict.fromkeys(languages)))
         self.db.table("agents").insert(
             {
                 "id": agent.id,
@@ -93,6 +102,7 @@ class AgentStore:
                 "password_hash": _hasher.hash(password),
                 "created_at": time.time(),
                 "disabled": 0,
+                "languages": ",".join(agent.languages),
             }
         )
         return agent
@@ -196,4 +206,5 @@ def _agent(row: dict[str, object]) -> Agent:
     return Agent(
         str(row["id"]), str(row["email"]), str(row["name"]), str(row["role"]),
         int(row["capacity"]),  # type: ignore[call-overload]
+        tuple(code for code in str(row.get("languages") or "").split(",") if code),
     )

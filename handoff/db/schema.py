@@ -239,6 +239,8 @@ CREATE INDEX IF NOT EXISTS conversations_by_customer
                                         ("client_messages", "turn_until", "REAL"))),
     Migration(10, "the language each conversation is in: conversations.lang",
               columns=(("conversations", "lang", "TEXT NOT NULL DEFAULT 'en'"),)),
+    Migration(11, "the languages each agent speaks: agents.languages (comma-separated codes)",
+              columns=(("agents", "languages", "TEXT NOT NULL DEFAULT ''"),)),
 )
 
 _VERSIONS = """

@@ -483,3 +483,19 @@ async def test_the_desk_speaks_to_a_shopper_in_the_conversations_language(
                                "handoff_id": closed[-1]["handoff_id"], "score": 5})
             thanks = await client.recv_until(lambda f: f.get("author") == "system")
             assert thanks[-1]["text"] == "Danke für Ihre Bewertung!"
+
+
+async def test_a_chat_goes_to_the_agent_who_speaks_its_language(
+    make_gateway: Callable[..., Any],
+) -> None:
+    """Two agents online: French shoppers' chats go to the one who speaks French, the
+    second too though he is then busier than the other."""
+    async with make_gateway() as gateway:
+        add_agent(gateway.settings, "anna@shop.example", "Anna")
+        add_agent(gateway.settings, "jean@shop.example", "Jean", languages=("fr", "en"))
+        async with agent_console(gateway.http, "anna@shop.example"), \
+                agent_console(gateway.http, "jean@shop.example"):
+            for _ in range(2):
+                async with shopper(gateway, lang="fr") as client:
+                    frames = await ask_for_person(client, until="agent")
+                    assert frames[-1]["agent"]["name"] == "Jean"

@@ -42,6 +42,22 @@ def test_ties_go_to_who_waited_longest_for_a_chat() -> None:
     assert choice is not None and choice.id == "idle"
 
 
+def test_a_chat_goes_to_a_free_agent_who_speaks_its_language_first() -> None:
+    agents = [
+        AgentLoad("idle", "online", capacity=3, load=0),
+        AgentLoad("jean", "online", capacity=3, load=2, languages=frozenset({"fr", "en"})),
+        AgentLoad("away", "away", capacity=3, load=0, languages=frozenset({"de"})),
+    ]
+    assert getattr(pick_agent(agents, "fr"), "id", None) == "jean"  # busier, but speaks it
+    assert getattr(pick_agent(agents, "en"), "id", None) == "jean"
+    assert getattr(pick_agent(agents, None), "id", None) == "idle"
+    # Nobody free speaks German (the one who does is away): anyone free takes it.
+    assert getattr(pick_agent(agents, "de"), "id", None) == "idle"
+    full = [AgentLoad("idle", "online", capacity=3, load=0),
+            AgentLoad("jean", "online", capacity=1, load=1, languages=frozenset({"fr"}))]
+    assert getattr(pick_agent(full, "fr"), "id", None) == "idle"
+
+
 def test_checkout_and_complaints_jump_the_queue_but_fifo_within_a_priority() -> None:
     checkout = priority_for({"type": "checkout", "cart": {"items": [{"sku": "X"}]}}, "requested")
     product = priority_for({"type": "product"}, "requested")

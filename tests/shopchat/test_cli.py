@@ -77,6 +77,19 @@ def test_agents_add_then_list_then_sign_in_with_the_password(tmp_path: Path) -> 
     assert "Traceback" not in again.stderr
 
 
+def test_agents_add_records_the_languages_an_agent_speaks(tmp_path: Path) -> None:
+    added = _shopchat("agents", "add", "jean@shop.example", "--name", "Jean",
+                      "--languages", "fr, DE", "--password-stdin", var=tmp_path,
+                      stdin="jeans long password\n")
+    assert added.returncode == 0, added.stderr
+    listed = _shopchat("agents", "list", var=tmp_path)
+    assert "fr,de" in listed.stdout
+    unknown = _shopchat("agents", "add", "ola@shop.example", "--name", "Ola",
+                        "--languages", "fr,nl", "--password-stdin", var=tmp_path,
+                        stdin="olas long password\n")
+    assert unknown.returncode == 1 and "Unknown languages nl" in unknown.stderr
+
+
 def test_agents_add_refuses_a_short_password(tmp_path: Path) -> None:
     result = _shopchat("agents", "add", "lee@shop.example", "--name", "Lee",
                        "--password-stdin", var=tmp_path, stdin="short\n")
