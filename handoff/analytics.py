@@ -22,7 +22,12 @@ from typing import Any
 from bot.intents import FALLBACK_INTENT
 from bot.readonly import read_rows
 from handoff.db.orders import CHANNELS, order_events_between
-from handoff.db.reads import conversations_with_messages, handoffs_between, tickets_between
+from handoff.db.reads import (
+    conversation_languages,
+    conversations_with_messages,
+    handoffs_between,
+    tickets_between,
+)
 
 __all__ = ["CSV_SECTIONS", "HandoffRow", "ReportInput", "UserTurn", "build_report", "csv_rows",
            "summarise"]
@@ -64,6 +69,8 @@ class ReportInput:
     turns: list[UserTurn] = field(default_factory=list)
     # (event type, channel) of the shop's order updates
     order_updates: list[tuple[str, str]] = field(default_factory=list)
+    # conversation id → the language it was in (conversations without one: English)
+    languages: dict[str, str] = field(default_factory=dict)
 
 
 def _day(ts: float) -> str:
@@ -145,7 +152,8 @@ def summarise(data: ReportInput, since: datetime, until: datetime) -> dict[str, 
 
     A day's figures are those of the conversations that started that day; an
     intent's are those of the conversations in which a shopper message was read
-    as that intent; an agent's are those of the chats they had last.
+    as that intent; an agent's are those of the chats they had last; a language's
+    are those of the conversations in it.
     """
     by_day: dict[str, set[str]] = defaultdict(set)
     for conversation_id, created in data.conversations.items():
@@ -173,6 +181,12 @@ def summarise(data: ReportInput, since: datetime, until: datetime) -> dict[str, 
                                          is not None])}
         for name, chats in sorted(by_agent.items(), key=lambda item: (-len(item[1]), item[0]))
     ]
+    by_language: dict[str, set[str]] = defaultdict(set)
+    for conversation_id in data.conversations:
+        by_language[data.languages.get(conversation_id, "en")].add(conversation_id)
+    languages = [{"lang": lang, **_within(data, ids)}
+                 for lang, ids in sorted(by_language.items(),
+                                         key=lambda item: (-len(item[1]), item[0]))]
     return {
         "period": {"from": since.isoformat(), "until": until.isoformat()},
         "totals": {**_figures(data.conversations, data.handoffs, data.turns,
@@ -182,6 +196,7 @@ def summarise(data: ReportInput, since: datetime, until: datetime) -> dict[str, 
         "days": days,
         "intents": per_intent,
         "agents": agents,
+        "languages": languages,
     }
 
 
@@ -195,6 +210,7 @@ CSV_SECTIONS = {
     "days": ["day", *_CONVERSATIONS],
     "intents": ["intent", "messages", "share", "mean_confidence", *_CONVERSATIONS],
     "agents": ["agent", "chats", *_PEOPLE, "handling_median", "handling_p90"],
+    "languages": ["lang", *_CONVERSATIONS],
 }
 
 
@@ -262,5 +278,6 @@ def build_report(gateway_db: Path, kb_db: Path, tracker_db: Path,
         name, confidence = _intent_of(data)
         turns.append(UserTurn(sender, ts, name or intent_name, confidence))
     return summarise(ReportInput(conversations, handoffs, tickets, kb_answers, kb_feedback,
-                                 turns, order_events_between(gateway_db, start, end)),
+                                 turns, order_events_between(gateway_db, start, end),
+                                 conversation_languages(gateway_db, start, end)),
                      since, until)

@@ -365,10 +365,11 @@ def shop_audit(conversation: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Also write one section of the figures to this CSV file.")
-@click.option("--by", "section", type=click.Choice(["days", "intents", "agents"]),
+@click.option("--by", "section", type=click.Choice(["days", "intents", "agents", "languages"]),
               default="days", show_default=True, help="The rows of the CSV file.")
 def report(days: int, as_json: bool, csv_path: Path | None, section: str) -> None:
-    """Support figures: containment, handoffs, waits, CSAT, KB feedback, intents, agents."""
+    """Support figures: containment, handoffs, waits, CSAT, KB feedback, intents, agents,
+    languages."""
     import csv
     import datetime as dt
 
@@ -426,6 +427,15 @@ def report(days: int, as_json: bool, csv_path: Path | None, section: str) -> Non
                            show(agent["handling_seconds"]["median"]),
                            show(agent["csat"]["average"]))
         console.print(people)
+    if len(figures["languages"]) > 1:
+        spoken = Table(title="Languages")
+        for column in ("language", "conversations", "contained by the bot", "handed to a person",
+                       "fallback rate"):
+            spoken.add_column(column)
+        for row in figures["languages"]:
+            spoken.add_row(row["lang"], str(row["conversations"]), show(row["containment_rate"]),
+                           show(row["handoff_rate"]), show(row["fallback_rate"]))
+        console.print(spoken)
     if as_json:
         click.echo(json.dumps(figures))
 

@@ -9,7 +9,10 @@ from typing import Any
 
 from bot.readonly import read_rows
 
-__all__ = ["conversations_with_messages", "handoffs_between", "queued_since", "tickets_between"]
+__all__ = [
+    "conversation_languages", "conversations_with_messages", "handoffs_between", "queued_since",
+    "tickets_between",
+]
 
 
 def conversations_with_messages(gateway_db: Path, start: float, end: float
@@ -20,6 +23,13 @@ def conversations_with_messages(gateway_db: Path, start: float, end: float
         "SELECT c.id, c.created_at FROM conversations c WHERE c.created_at >= ? "
         "AND c.created_at < ? AND EXISTS (SELECT 1 FROM client_messages m "
         "WHERE m.conversation_id = c.id)", [start, end])}
+
+
+def conversation_languages(gateway_db: Path, start: float, end: float) -> dict[str, str]:
+    """Conversation id → language, for those begun in [start, end)."""
+    return {row[0]: row[1] for row in read_rows(
+        gateway_db, "SELECT id, lang FROM conversations WHERE created_at >= ? "
+        "AND created_at < ?", [start, end])}
 
 
 def handoffs_between(gateway_db: Path, start: float, end: float) -> list[tuple[Any, ...]]:

@@ -128,6 +128,7 @@ async def test_staff_label_with_the_keyboard_and_see_the_analytics(
         await expect(page.locator("#intents tr").first).to_be_visible()
         await expect(page.locator("#agents tr")).to_have_count(1)
         await expect(page.locator("#agents tr td").first).to_have_text("Ola")
+        await expect(page.locator("#languages tr td").first).to_have_text("en")
         async with page.expect_download() as download_info:
             await page.click(".downloads a[data-section='agents']")
         download = await download_info.value

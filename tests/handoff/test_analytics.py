@@ -33,6 +33,8 @@ def var(tmp_path: Path) -> Path:
         store.db.execute("UPDATE conversations SET created_at = ? WHERE id = ?",
                          [created, conversation.id])
         ids.append(conversation.id)
+    store.set_lang(ids[0], "de")
+    store.set_lang(ids[4], "fr")
     for agent_id, name in (("ag_1", "Ada"), ("ag_2", "Bo")):
         store.db.execute("INSERT INTO agents (id, email, name, capacity, password_hash, "
                          "created_at) VALUES (?, ?, ?, 3, 'x', 0)",
@@ -123,6 +125,14 @@ def test_the_figures_match_the_seeded_data(var: Path) -> None:
     assert bo["first_response_seconds"]["median"] == 10.0
     assert bo["queue_wait_seconds"]["median"] == 90.0
     assert (ada["handling_seconds"]["median"], bo["handling_seconds"]["median"]) == (300.0, 600.0)
+    # Per language: the conversations in it (English unless the widget said otherwise).
+    languages = {row["lang"]: row for row in report["languages"]}
+    assert [row["lang"] for row in report["languages"]] == ["en", "de", "fr"]
+    assert [(languages[lang]["conversations"], languages[lang]["handoffs"])
+            for lang in ("en", "de", "fr")] == [(3, 1), (1, 1), (1, 1)]
+    assert languages["de"]["handoff_reasons"] == {"requested": 1}
+    assert languages["fr"]["containment_rate"] == 0.0 and languages["en"]["containment_rate"] == \
+        round(2 / 3, 4)
 
 
 def test_an_empty_installation_reports_zeros_not_errors(tmp_path: Path) -> None:

@@ -369,6 +369,9 @@
       Object.entries(a.resolutions).map(([tag, n]) => tag + " " + n).join(", ") || "none",
       a.csat.average == null ? "n/a" : a.csat.average + " (" + a.csat.responses + ")"])));
     $("no-agents").hidden = report.agents.length > 0;
+    $("languages").replaceChildren(...report.languages.map((l) => row([l.lang, l.conversations,
+      percent(l.containment_rate), l.handoffs, percent(l.fallback_rate),
+      l.csat.average == null ? "n/a" : l.csat.average])));
   }
 
   function row(cells) {
