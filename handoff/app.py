@@ -125,6 +125,13 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception as error:  # any failure here means "not healthy", reported as such
         database = {"ok": False, "detail": type(error).__name__}
     dependencies = {"database": database, **(await hub.bridge.health())}
+    settings = request.app[SETTINGS]
+    if settings.database_url is not None and settings.redis_url is not None:
+        from handoff.health import postgres_health, redis_health
+
+        dependencies["postgres"], dependencies["redis"] = await asyncio.gather(
+            postgres_health(settings.database_url.get_secret_value()),
+            redis_health(settings.redis_url.get_secret_value()))
     ok = all(dep["ok"] for dep in dependencies.values())
     return web.json_response({"ok": ok, "dependencies": dependencies}, status=200 if ok else 503)
 
